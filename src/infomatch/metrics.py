@@ -1,0 +1,47 @@
+"""Classification metrics on the hard label, from torchmetrics: top-1, top-5, NLL and binned L1 ECE."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric, Metric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+
+
+class NegativeLogLikelihood(MeanMetric):
+    """Mean cross-entropy of the hard label, averaged over samples (not over batches)."""
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:  # type: ignore[override]
+        nll = F.cross_entropy(logits.float(), target, reduction="none")
+        super().update(nll)
+
+
+def classification_metrics(num_classes: int, ece_bins: int = 15) -> MetricCollection:
+    """Metrics that take (probabilities, labels). Accuracy must be micro-averaged to be plain accuracy."""
+    return MetricCollection({
+        "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+        "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+        "ece": MulticlassCalibrationError(num_classes, n_bins=ece_bins, norm="l1"),
+    })
+
+
+class EvaluationMetrics(torch.nn.Module):
+    """top-1, top-5, ECE on probabilities and NLL on logits, updated together from logits."""
+
+    def __init__(self, num_classes: int, ece_bins: int = 15) -> None:
+        super().__init__()
+        self.probability_metrics = classification_metrics(num_classes, ece_bins)
+        self.nll: Metric = NegativeLogLikelihood()
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        self.probability_metrics.update(logits.float().softmax(dim=1), target)
+        self.nll.update(logits, target)
+
+    def compute(self) -> dict[str, float]:
+        values = {name: float(value) for name, value in self.probability_metrics.compute().items()}
+        values["nll"] = float(self.nll.compute())
+        return values
+
+    def reset(self) -> None:
+        self.probability_metrics.reset()
+        self.nll.reset()

@@ -1,0 +1,131 @@
+"""The LightningModule: uint8 batch -> [0,1] -> crop/flip -> degrade -> targets -> normalize -> ResNet -> loss.
+
+Everything after the host-to-device copy runs batched on the device in ``on_after_batch_transfer``;
+degradations and soft targets are applied only while the trainer is training.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from infomatch.augment import Degrader, crop_flip
+from infomatch.losses import soft_cross_entropy
+from infomatch.metrics import EvaluationMetrics
+
+
+def mix_seed(*parts: int) -> int:
+    """Deterministic seed from (run seed, epoch, rank, ...): no global RNG state shared across workers or ranks."""
+    seed = 0x9E3779B97F4A7C15
+    for part in parts:
+        seed = (seed * 6364136223846793005 + int(part) + 1442695040888963407) % (1 << 63)
+    return seed
+
+
+class InfoMatchModule(L.LightningModule):
+    def __init__(
+        self,
+        net: nn.Module,
+        labels: Callable,
+        degrader: Degrader,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        mean: tuple[float, ...] = (0.5071, 0.4867, 0.4408),
+        std: tuple[float, ...] = (0.2675, 0.2565, 0.2761),
+        crop_flip: bool = True,
+        crop_padding: int = 4,
+        ece_bins: int = 15,
+        seed: int = 0,
+        channels_last: bool = True,
+        run_config: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        self.labels = labels
+        self.degrader = degrader
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.use_crop_flip = crop_flip
+        self.crop_padding = crop_padding
+        self.seed = seed
+        self.channels_last = channels_last
+        # plain resolved config, stored in every checkpoint so evaluation can rebuild the exact model
+        self.run_config = run_config
+        self.num_classes = net.num_classes
+        self.val_metrics = EvaluationMetrics(self.num_classes, ece_bins)
+        self.test_metrics = EvaluationMetrics(self.num_classes, ece_bins)
+        self.generator: torch.Generator | None = None
+
+    # ---- data path -------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        # reseeded per (seed, epoch, rank) so a run resumed at an epoch boundary sees the same degradations
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(mix_seed(self.seed, self.current_epoch, self.global_rank))
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
+        images, labels = batch
+        images = images.float().div_(255)
+        if self.trainer is None or not self.trainer.training:
+            return {"x": images, "y": labels}
+        if self.generator is None:
+            self.on_train_epoch_start()
+        if self.use_crop_flip:
+            images = crop_flip(images, self.crop_padding, generator=self.generator)
+        degraded, kinds, levels = self.degrader(images, generator=self.generator)
+        targets, epsilon = self.labels(images, degraded, labels, self.num_classes)
+        return {"x": degraded, "y": labels, "targets": targets, "epsilon": epsilon, "level": levels, "kind": kinds}
+
+    def forward(self, images: Tensor) -> Tensor:
+        images = (images - self.mean) / self.std
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net(images)
+
+    # ---- steps -----------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits = self(batch["x"])
+        loss = soft_cross_entropy(logits, batch["targets"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, global step "
+                f"{self.global_step}; stopping. The last good checkpoint is kept. Try a lower optimizer.lr.")
+        accuracy = (logits.argmax(dim=1) == batch["y"]).float().mean()
+        batch_size = len(batch["y"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        self.log("train/top1", accuracy, on_step=False, on_epoch=True, batch_size=batch_size)
+        self.log("train/epsilon", batch["epsilon"].mean(), on_step=False, on_epoch=True, batch_size=batch_size)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self.val_metrics.update(self(batch["x"]), batch["y"])
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self.test_metrics.update(self(batch["x"]), batch["y"])
+
+    def _log_metrics(self, stage: str, metrics: EvaluationMetrics) -> None:
+        values = metrics.compute()
+        metrics.reset()
+        # torchmetrics already synchronised across ranks in compute()
+        self.log_dict({f"{stage}/{name}": value for name, value in values.items()}, prog_bar=stage == "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    # ---- optimisation and checkpoints --------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
+                                                          "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["infomatch_config"] = self.run_config

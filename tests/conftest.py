@@ -1,0 +1,39 @@
+"""Compose the real Hydra configs with tiny settings, as the entry points would."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def compose_config(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
+    """Compose like @hydra.main does (hydra resolvers available), writing into output_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.hydra.runtime.output_dir = str(output_dir)
+    return cfg
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    def factory(*overrides: str, config_name: str = "train") -> DictConfig:
+        return compose_config(list(overrides), tmp_path / "run", config_name)
+
+    yield factory
+    GlobalHydra.instance().clear()

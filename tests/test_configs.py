@@ -1,0 +1,97 @@
+"""Every option of every config group composes and instantiates into the object it names."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+from hydra.utils import instantiate
+
+from conftest import CONFIGS
+from infomatch.augment import Degrader
+from infomatch.data import InMemoryDataModule
+from infomatch.models import ResNet18
+from infomatch.tasks.train import build_callbacks, build_loggers
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONFIGS / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("option", options("labels"))
+def test_labels_options(make_config, option):
+    strategy = instantiate(make_config(f"labels={option}").labels)
+    assert strategy.name == option
+
+
+@pytest.mark.parametrize("option", options("augment"))
+def test_augment_options(make_config, option):
+    degrader = instantiate(make_config(f"augment={option}").augment)
+    assert isinstance(degrader, Degrader)
+    expected = {"all": ["diffusion", "blur", "dropout", "mosaic"], "none": []}.get(option, [option])
+    assert list(degrader.types) == expected
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_data_options(make_config, option):
+    datamodule = instantiate(make_config(f"data={option}").data)
+    assert isinstance(datamodule, InMemoryDataModule)
+    assert datamodule.num_classes == 100
+
+
+@pytest.mark.parametrize("option", options("model"))
+def test_model_options(make_config, option):
+    assert isinstance(instantiate(make_config(f"model={option}", "model.width=4").model), ResNet18)
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+def test_trainer_options(make_config, option):
+    if option == "gpu":
+        pytest.skip("needs a GPU")
+    trainer = instantiate(make_config(f"trainer={option}", "trainer.precision=32-true").trainer,
+                          logger=False, enable_checkpointing=False)
+    assert isinstance(trainer, L.Trainer)
+
+
+@pytest.mark.parametrize("group", ["optimizer", "scheduler", "callbacks", "logger"])
+def test_other_groups_instantiate(make_config, group):
+    for option in options(group):
+        cfg = make_config(f"{group}={option}")
+        if group == "callbacks":
+            assert build_callbacks(cfg)
+        elif group == "logger":
+            assert build_loggers(cfg)
+        elif cfg.get(group):
+            assert callable(instantiate(cfg[group]))
+
+
+@pytest.mark.parametrize("option", options("experiment"))
+def test_experiment_options_compose(make_config, option):
+    cfg = make_config(f"experiment={option}")
+    instantiate(cfg.labels), instantiate(cfg.augment), instantiate(cfg.optimizer)
+    assert cfg.trainer.max_epochs >= 1
+
+
+@pytest.mark.parametrize("option", options("debug"))
+def test_debug_options_compose(make_config, option):
+    cfg = make_config(f"debug={option}")
+    assert cfg.data._target_.endswith("SyntheticDataModule")
+
+
+@pytest.mark.parametrize(("labels", "lr", "crop_flip"), [("hard", 1e-3, True), ("ls", 1e-3, True), ("im", 5e-4, False)])
+def test_reference_experiment_reproduces_per_strategy_recipe(make_config, labels, lr, crop_flip):
+    cfg = make_config("experiment=reference", f"labels={labels}")
+    assert cfg.optimizer.lr == lr
+    assert cfg.base_augment.crop_flip is crop_flip
+    assert cfg.data.validate_on_test is True
+
+
+def test_default_protocol_is_identical_across_strategies(make_config):
+    def without_labels(cfg):
+        cfg = dict(cfg)
+        cfg.pop("labels"), cfg.pop("hydra")
+        return cfg
+
+    from omegaconf import OmegaConf
+
+    configs = [OmegaConf.to_container(make_config(f"labels={name}"), resolve=False) for name in ("hard", "ls", "im")]
+    assert without_labels(configs[0]) == without_labels(configs[1]) == without_labels(configs[2])

@@ -1,0 +1,95 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from infomatch.data import CIFAR100DataModule, SyntheticDataModule
+from infomatch.data.cifar100 import DatasetError, read_split
+from infomatch.data.datamodule import split_train_val
+
+
+def write_fake_cifar(root, num_train=60, num_test=20):
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, count in (("train", num_train), ("test", num_test)):
+        data = rng.integers(0, 256, (count, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 100, count)]
+        # official layout (python-version pickles), without 'filenames' like the offline copy
+        with open(folder / split, "wb") as handle:
+            pickle.dump({"data": data, "fine_labels": labels, "coarse_labels": labels, "batch_label": split}, handle, 2)
+        arrays[split] = (data, labels)
+    with open(folder / "meta", "wb") as handle:
+        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)]}, handle, 2)
+    return arrays
+
+
+def test_read_split_matches_official_layout(tmp_path):
+    arrays = write_fake_cifar(tmp_path)
+    images, labels = read_split(tmp_path / "cifar-100-python", "train")
+    data, expected_labels = arrays["train"]
+    assert images.dtype == torch.uint8 and images.shape == (60, 3, 32, 32)
+    # plane layout: first 1024 bytes are red, row-major
+    assert images[5, 0, 1, 2].item() == data[5, 32 + 2]
+    assert images[5, 2, 31, 31].item() == data[5, 3071]
+    assert labels.tolist() == expected_labels
+
+
+def test_datamodule_holds_uint8_and_splits_validation(tmp_path):
+    write_fake_cifar(tmp_path)
+    datamodule = CIFAR100DataModule(root=str(tmp_path), download=False, val_size=10, batch_size=16)
+    datamodule.setup("fit")
+    images, labels = next(iter(datamodule.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (16, 3, 32, 32) and labels.shape == (16,)
+    assert len(datamodule.train_set[1]) == 50 and len(datamodule.val_set[1]) == 10
+
+
+def test_validation_split_is_fixed_and_independent_of_run_seed():
+    train_a, val_a = split_train_val(100, 10, split_seed=0)
+    train_b, val_b = split_train_val(100, 10, split_seed=0)
+    assert torch.equal(val_a, val_b)
+    assert set(train_a.tolist()).isdisjoint(val_a.tolist()) and len(train_a) + len(val_a) == 100
+    first = SyntheticDataModule(train_size=64, test_size=8, val_size=8, shuffle_seed=0)
+    second = SyntheticDataModule(train_size=64, test_size=8, val_size=8, shuffle_seed=5)
+    first.setup(), second.setup()
+    assert torch.equal(first.val_set[0], second.val_set[0])
+
+
+def test_shuffle_depends_on_seed_and_epoch_only():
+    datamodule = SyntheticDataModule(train_size=64, test_size=8, val_size=8, batch_size=8, shuffle_seed=3)
+    datamodule.setup()
+    loader = datamodule.train_dataloader()
+    epoch0 = [labels for _, labels in loader]
+    loader.sampler.set_epoch(1)
+    epoch1 = [labels for _, labels in loader]
+    loader.sampler.set_epoch(0)
+    again = [labels for _, labels in loader]
+    assert all(torch.equal(a, b) for a, b in zip(epoch0, again))
+    assert not all(torch.equal(a, b) for a, b in zip(epoch0, epoch1))
+    assert sum(len(labels) for labels in epoch0) == 56
+
+
+def test_missing_data_says_where_it_looked(tmp_path):
+    datamodule = CIFAR100DataModule(root=str(tmp_path / "nowhere"), download=False)
+    with pytest.raises(DatasetError, match="nowhere"):
+        datamodule.setup()
+
+
+def test_truncated_file_is_named(tmp_path):
+    write_fake_cifar(tmp_path)
+    path = tmp_path / "cifar-100-python" / "train"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DatasetError, match="corrupt or truncated"):
+        read_split(tmp_path / "cifar-100-python", "train")
+
+
+def test_synthetic_data_is_learnable_signal():
+    datamodule = SyntheticDataModule(num_classes=10, train_size=200, test_size=50, val_size=20)
+    datamodule.setup()
+    images, labels = datamodule.train_set
+    # nearest class mean classifies well above chance: the classes carry signal
+    means = torch.stack([images[labels == c].float().mean(0) for c in range(10)])
+    distances = ((images.float()[:, None] - means[None]) ** 2).flatten(2).sum(-1)
+    assert (distances.argmin(1) == labels).float().mean() > 0.5
