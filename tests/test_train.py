@@ -1,0 +1,62 @@
+"""End-to-end training on synthetic data: every label strategy, degradations on and off, a real sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from infomatch.tasks.train import train
+
+
+@pytest.mark.parametrize("labels", ["hard", "ls", "im"])
+def test_fast_dev_run_each_label_strategy(make_config, labels):
+    metrics = train(make_config("debug=fast_dev_run", f"labels={labels}", "augment=all"))
+    assert metrics["epochs"] == 1
+
+
+@pytest.mark.parametrize("augment", ["all", "none"])
+def test_fast_dev_run_with_and_without_degradations(make_config, augment):
+    train(make_config("debug=fast_dev_run", "labels=im", f"augment={augment}"))
+
+
+def test_one_epoch_writes_checkpoints_and_metrics(make_config, tmp_path):
+    cfg = make_config("debug=fast", "labels=im", "trainer.max_epochs=2")
+    metrics = train(cfg)
+    run_dir = tmp_path / "run"
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    for name in ("top1", "top5", "nll", "ece"):
+        assert 0 <= saved["test"][f"test/{name}"] and f"val/{name}" in saved["val"]
+    checkpoints = sorted(path.name for path in (run_dir / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints
+    best = [name for name in checkpoints if name.startswith("best_epoch")]
+    assert len(best) == 1 and "=" not in best[0] and "," not in best[0]
+    assert (run_dir / "csv" / "metrics.csv").is_file()
+
+
+def test_learns_synthetic_classes(make_config):
+    metrics = train(make_config("debug=fast", "labels=hard", "augment=none", "trainer.max_epochs=3",
+                                "data.train_size=1024"))
+    assert metrics["test"]["test/top1"] > 0.5  # 10 classes: chance is 0.1
+
+
+@pytest.mark.slow
+def test_multirun_sweep_makes_one_folder_per_strategy_and_seed(tmp_path):
+    command = [sys.executable, str(ROOT / "train.py"), "-m", "labels=hard,ls,im", "seed=0,1", "debug=fast",
+               "data.train_size=128", "data.val_size=64", "data.test_size=64", f"hydra.sweep.dir={tmp_path}/sweep"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(path.name for path in (tmp_path / "sweep").iterdir() if path.is_dir())
+    expected = {f"{labels}_all_seed{seed}" for labels in ("hard", "ls", "im") for seed in (0, 1)}
+    assert {name.split("_", 1)[1] for name in runs} == expected
+    for name in runs:
+        run = tmp_path / "sweep" / name
+        assert (run / ".hydra" / "config.yaml").is_file()
+        assert (run / "checkpoints" / "last.ckpt").is_file()
+        assert "test" in json.loads((run / "metrics.json").read_text())
