@@ -129,3 +129,4 @@ class InfoMatchModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["infomatch_config"] = self.run_config
+        checkpoint["infomatch_normalization"] = {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
