@@ -26,7 +26,7 @@ def compose_config(overrides: list[str], output_dir: Path, config_name: str = "t
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
-        cfg.hydra.runtime.output_dir = str(output_dir)
+        del cfg["hydra"]  # @hydra.main hands tasks the config without it; resolvers still see HydraConfig
     return cfg
 
 

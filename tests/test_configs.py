@@ -88,7 +88,7 @@ def test_reference_experiment_reproduces_per_strategy_recipe(make_config, labels
 def test_default_protocol_is_identical_across_strategies(make_config):
     def without_labels(cfg):
         cfg = dict(cfg)
-        cfg.pop("labels"), cfg.pop("hydra")
+        cfg.pop("labels")
         return cfg
 
     from omegaconf import OmegaConf
