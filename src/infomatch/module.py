@@ -70,10 +70,14 @@ class InfoMatchModule(L.LightningModule):
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
         images, labels = batch
         images = images.float().div_(255)
-        if self.trainer is None or not self.trainer.training:
-            return {"x": images, "y": labels}
-        if self.generator is None:
-            self.on_train_epoch_start()
+        if self.trainer.training:
+            return self.training_batch(images, labels)
+        return {"x": images, "y": labels}
+
+    def training_batch(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """[0, 1] images -> crop/flip -> degraded images and their soft targets, all batched on the device."""
+        if self.generator is None or self.generator.device != images.device:
+            self.generator = torch.Generator(device=images.device).manual_seed(mix_seed(self.seed))
         if self.use_crop_flip:
             images = crop_flip(images, self.crop_padding, generator=self.generator)
         degraded, kinds, levels = self.degrader(images, generator=self.generator)

@@ -1,0 +1,97 @@
+"""The Lightning training loop against a bare PyTorch loop doing the same work (goal: >= 0.9 of its throughput).
+
+    python benchmarks/bench_lightning_overhead.py               # width 16, batch 128, CPU or GPU
+    python benchmarks/bench_lightning_overhead.py --width 64 --batch 512
+
+Both train the same InfoMatchModule on the same in-memory uint8 batches with every degradation and
+IM targets on; Lightning runs with the default logging and progress bar (no validation or checkpoints,
+so that only the loop itself is compared). The first batches are warm-up and not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import lightning as L
+import torch
+
+from common import Stopwatch, autocast, build_module, random_batches, synchronize
+from infomatch.losses import soft_cross_entropy
+
+
+class TimeAfterWarmup(L.Callback):
+    def __init__(self, warmup: int, device: torch.device) -> None:
+        self.warmup = warmup
+        self.device = device
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            synchronize(self.device)
+            self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        synchronize(self.device)
+        self.seconds = time.perf_counter() - self.start
+
+
+def lightning_seconds(width, batches, warmup, device, precision) -> float:
+    module = build_module(width, degrade=True)
+    timer = TimeAfterWarmup(warmup, device)
+    trainer = L.Trainer(accelerator=device.type, devices=1, max_epochs=1, precision=precision,
+                        limit_val_batches=0, enable_checkpointing=False, logger=L.pytorch.loggers.CSVLogger("/tmp/bench_logs"),
+                        callbacks=[timer], enable_model_summary=False, log_every_n_steps=20)
+    trainer.fit(module, train_dataloaders=batches)
+    return timer.seconds
+
+
+def bare_seconds(width, batches, warmup, device, precision) -> float:
+    module = build_module(width, degrade=True).to(device).train()
+    optimizer = module.configure_optimizers()
+    use_bf16 = precision == "bf16-mixed"
+    for index, (images_u8, labels) in enumerate(batches):
+        if index == warmup:
+            synchronize(device)
+            start = time.perf_counter()
+        images = images_u8.to(device, non_blocking=True).float().div_(255)
+        batch = module.training_batch(images, labels.to(device, non_blocking=True))
+        with autocast(device) if use_bf16 else torch.autocast(device.type, enabled=False):
+            logits = module(batch["x"])
+        loss = soft_cross_entropy(logits, batch["targets"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=30, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default=None, help="default: bf16-mixed on GPU, 32-true on CPU")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    precision = args.precision or ("bf16-mixed" if device.type == "cuda" else "32-true")
+    batches = random_batches(args.warmup + args.steps, args.batch)
+    seconds = {"bare": 0.0, "lightning": 0.0}
+    for _ in range(args.rounds):  # alternate so that machine noise hits both loops alike
+        L.seed_everything(0, verbose=False)
+        seconds["bare"] += bare_seconds(args.width, batches, args.warmup, device, precision)
+        L.seed_everything(0, verbose=False)
+        seconds["lightning"] += lightning_seconds(args.width, batches, args.warmup, device, precision)
+    images = args.batch * args.steps * args.rounds
+    bare, lightning = images / seconds["bare"], images / seconds["lightning"]
+    print(f"device={device} precision={precision} width={args.width} batch={args.batch} timed steps={args.steps}x{args.rounds}")
+    print(f"{'loop':>9} | {'img/s':>7}")
+    print(f"{'bare':>9} | {bare:>7.0f}")
+    print(f"{'lightning':>9} | {lightning:>7.0f}")
+    print(f"lightning / bare = {lightning / bare:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Training-step throughput with the degrade + NMI + targets stage on and off (issue: stage <= 5% of a step).
+
+    python benchmarks/bench_train_step.py                      # widths 16 and 64, batch 128, CPU or GPU
+    python benchmarks/bench_train_step.py --widths 64 --batch 512 --steps 50
+
+Both variants run the same bare training step (uint8 -> [0,1] -> crop/flip -> [stage] -> bf16 forward,
+soft-target loss, backward, AdamW); "off" skips only the stage. Rounds of on/off alternate so that
+machine noise hits both equally.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from common import Stopwatch, autocast, build_module, random_batches
+from infomatch.losses import soft_cross_entropy
+from infomatch.targets import one_hot
+
+
+def make_step(module, optimizer, device, stage: bool):
+    def step(images_u8, labels):
+        images = images_u8.to(device, non_blocking=True).float().div_(255)
+        labels = labels.to(device, non_blocking=True)
+        if stage:
+            batch = module.training_batch(images, labels)
+            images, targets = batch["x"], batch["targets"]
+        else:
+            targets = one_hot(labels, module.num_classes)
+        with autocast(device):
+            logits = module(images)
+        loss = soft_cross_entropy(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def stage_only(module, device, batches) -> float:
+    with Stopwatch(device) as watch:
+        for images_u8, labels in batches:
+            images = images_u8.to(device).float().div_(255)
+            module.training_batch(images, labels.to(device))
+    return watch.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--widths", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    batches = random_batches(args.steps, args.batch)
+    print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} steps/round={args.steps} rounds={args.rounds}")
+    print(f"{'width':>5} | {'stage off img/s':>15} | {'stage on img/s':>14} | {'stage cost':>10} | {'stage alone img/s':>17}")
+    for width in args.widths:
+        module = build_module(width, degrade=True).to(device).train()
+        optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
+        steps = {stage: make_step(module, optimizer, device, stage) for stage in (False, True)}
+        seconds = {False: 0.0, True: 0.0}
+        for images_u8, labels in random_batches(2, args.batch):  # warm-up (allocator, cudnn autotune)
+            steps[False](images_u8, labels), steps[True](images_u8, labels)
+        for _ in range(args.rounds):
+            for stage in (False, True):
+                with Stopwatch(device) as watch:
+                    for images_u8, labels in batches:
+                        steps[stage](images_u8, labels)
+                seconds[stage] += watch.seconds
+        images = args.batch * args.steps * args.rounds
+        off, on = images / seconds[False], images / seconds[True]
+        alone = args.batch * args.steps / stage_only(module, device, batches)
+        print(f"{width:>5} | {off:>15.0f} | {on:>14.0f} | {100 * (1 - on / off):>9.1f}% | {alone:>17.0f}")
+
+
+if __name__ == "__main__":
+    main()
