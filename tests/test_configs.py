@@ -10,7 +10,7 @@ from conftest import CONFIGS
 from infomatch.augment import Degrader
 from infomatch.data import InMemoryDataModule
 from infomatch.models import ResNet18
-from infomatch.tasks.train import build_callbacks, build_loggers
+from infomatch.tasks.train import build_callbacks, build_loggers, resolve_precision
 
 
 def options(group: str) -> list[str]:
@@ -47,9 +47,15 @@ def test_model_options(make_config, option):
 def test_trainer_options(make_config, option):
     if option == "gpu":
         pytest.skip("needs a GPU")
-    trainer = instantiate(make_config(f"trainer={option}", "trainer.precision=32-true").trainer,
-                          logger=False, enable_checkpointing=False)
+    trainer_cfg = make_config(f"trainer={option}").trainer
+    trainer = instantiate(trainer_cfg, precision=resolve_precision(trainer_cfg), logger=False, enable_checkpointing=False)
     assert isinstance(trainer, L.Trainer)
+
+
+def test_auto_precision_is_bf16_only_on_gpu(make_config):
+    assert resolve_precision(make_config("trainer=gpu").trainer) == "bf16-mixed"
+    assert resolve_precision(make_config("trainer=cpu").trainer) == "32-true"
+    assert resolve_precision(make_config("trainer=cpu", "trainer.precision=bf16-mixed").trainer) == "bf16-mixed"
 
 
 @pytest.mark.parametrize("group", ["optimizer", "scheduler", "callbacks", "logger"])

@@ -56,6 +56,16 @@ def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> InfoMatc
     )
 
 
+def resolve_precision(trainer_cfg: DictConfig) -> str:
+    """``auto``: bf16 mixed precision on a GPU; full fp32 on CPUs, where bf16 is emulated and slower."""
+    precision = str(trainer_cfg.get("precision", "auto"))
+    if precision != "auto":
+        return precision
+    uses_gpu = trainer_cfg.get("accelerator", "auto") in ("gpu", "cuda") or (
+        trainer_cfg.get("accelerator", "auto") == "auto" and torch.cuda.is_available())
+    return "bf16-mixed" if uses_gpu else "32-true"
+
+
 def _plain(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
@@ -66,7 +76,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     torch.set_float32_matmul_precision("high")
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg))
+    trainer: L.Trainer = instantiate(cfg.trainer, precision=resolve_precision(cfg.trainer),
+                                     callbacks=build_callbacks(cfg), logger=build_loggers(cfg))
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume"))
     results: dict[str, Any] = {"val": _plain(trainer.callback_metrics), "epochs": trainer.current_epoch}
