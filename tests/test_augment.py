@@ -44,8 +44,8 @@ def blur_params(d, sigma_max, kernel_max):
     [((32, 32), 50.0, 51), ((32, 32), 10.0, 11), ((40, 28), 50.0, 51), ((40, 24), 10.0, 11), ((32, 32), 50.0, 50)],
 )
 def test_blur_matches_torchvision_per_image(size, sigma_max, kernel_max):
-    x = images(24, *size)
-    level = torch.cat([levels(20), torch.tensor([0.001, 0.01, 0.05, 0.1])])
+    x = images(12, *size)
+    level = torch.cat([levels(8), torch.tensor([0.001, 0.01, 0.05, 0.1])])
     out = blur(x, level, sigma_max, kernel_max)
     for image, d, got in zip(x, level.tolist(), out):
         k, sigma = blur_params(d, sigma_max, kernel_max)
@@ -228,8 +228,11 @@ def test_degrader_without_types_is_identity(types):
 
 def test_degrader_accepts_listconfig_and_rejects_unknown_types():
     assert Degrader(types=OmegaConf.create({"t": ["dropout", "blur"]}).t).types == ("dropout", "blur")
+    assert Degrader(types="mosaic").types == ("mosaic",)
     with pytest.raises(ValueError, match="diffusion, blur, dropout, mosaic"):
         Degrader(types=["blur", "jpeg"])
+    with pytest.raises(ValueError, match="probability"):
+        Degrader(probability=1.5)
 
 
 # ---- crop_flip ---------------------------------------------------------------------------------------

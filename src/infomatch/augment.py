@@ -1,0 +1,277 @@
+"""Batched image degradations, the per-image sampler of (type, level), and the base crop + flip.
+
+Every function takes a (B, C, H, W) float batch in [0, 1] and a (B,) level in [0, 1] and treats the
+whole batch at once, with no Python loop over images; per image it computes exactly what the
+reference computes image by image (see "The method, exactly" in SPEC.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+DEGRADATIONS = ("diffusion", "blur", "dropout", "mosaic")
+
+
+def wide_float(t: Tensor) -> Tensor:
+    """``t`` in float64 (float32 on MPS, which has no float64).
+
+    Integer decisions (timestep, kernel size, block size, kept patches) are taken in float64 so they
+    agree with the reference, which computes them from Python floats.
+    """
+    return t.to(torch.float32 if t.device.type == "mps" else torch.float64)
+
+
+@lru_cache(maxsize=16)
+def _diffusion_schedule(
+    timesteps: int, beta_start: float, beta_end: float, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """(sqrt(abar_t), sqrt(1 - abar_t)) for all t, computed in float64 once per device and dtype."""
+    alpha_bar = torch.cumprod(1.0 - torch.linspace(beta_start, beta_end, timesteps, dtype=torch.float64), dim=0)
+    # cast on the CPU first: MPS has no float64
+    return alpha_bar.sqrt().to(dtype).to(device), (1 - alpha_bar).sqrt().to(dtype).to(device)
+
+
+def diffusion(
+    x: Tensor,
+    level: Tensor,
+    generator: torch.Generator | None = None,
+    timesteps: int = 1000,
+    beta_start: float = 1e-4,
+    beta_end: float = 0.02,
+) -> Tensor:
+    """DDPM forward noise at t = int(level * (T - 1)); t = 0 leaves the image untouched."""
+    t = (wide_float(level) * (timesteps - 1)).long().clamp(0, timesteps - 1)
+    signal, spread = _diffusion_schedule(timesteps, beta_start, beta_end, x.device, x.dtype)
+    signal, spread = signal[t].view(-1, 1, 1, 1), spread[t].view(-1, 1, 1, 1)
+    noisy = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    # ((signal * (2x - 1) + spread * noise) + 1) / 2, in place on the noise buffer
+    noisy.mul_(spread).add_(signal * (2 * x - 1)).add_(1).div_(2).clamp_(0, 1)
+    return torch.where((t == 0).view(-1, 1, 1, 1), x, noisy)
+
+
+def _reflect(index: Tensor, size: int) -> Tensor:
+    """Map indices outside [0, size) back inside by mirror reflection (edge pixel not repeated).
+
+    Equals torch's reflect padding where that is defined (pad < size) and keeps bouncing beyond it,
+    like reflect-padding repeatedly, so kernels wider than the image still work.
+    """
+    if size == 1:
+        return torch.zeros_like(index)
+    period = 2 * (size - 1)
+    folded = index.remainder(period)
+    return torch.where(folded < size, folded, period - folded)
+
+
+def _separable(x: Tensor, along_height: Tensor, along_width: Tensor) -> Tensor:
+    """Per image b and channel: along_height[b]^T @ x[b, c] @ along_width[b], as two batched matmuls.
+
+    A separable per-image linear filter (blur, block mean) whose (B, n, n) operators hold M[b, src, dst],
+    the weight of input pixel src in output pixel dst along one axis.
+    """
+    batch, _, _, width = x.shape
+    filtered_rows = torch.bmm(x.reshape(batch, -1, width), along_width).view(x.shape)
+    return torch.matmul(along_height.transpose(1, 2)[:, None], filtered_rows)
+
+
+def _blur_operator(taps: Tensor, size: int) -> Tensor:
+    """(B, size, size) blur operators for _separable.
+
+    ``taps`` (B, 2R + 1) holds each image's 1D kernel at offsets -R..R (zero outside its own kernel);
+    the reflect padding is folded into M, so one matmul per axis is the padded 1D convolution.
+    """
+    batch, width = taps.shape
+    radius = width // 2
+    dst = torch.arange(size, device=taps.device)
+    offsets = torch.arange(-radius, radius + 1, device=taps.device)
+    src = _reflect(dst[None, :] + offsets[:, None], size)  # (2R + 1, size)
+    flat = (src * size + dst).reshape(1, -1).expand(batch, -1)
+    weights = taps[:, :, None].expand(batch, width, size).reshape(batch, -1)
+    return taps.new_zeros(batch, size * size).scatter_add_(1, flat, weights).view(batch, size, size)
+
+
+def _blur_kernel_size(sigma: Tensor, kernel_max: int) -> Tensor:
+    """torchvision-style size 2 * int(4 sigma + 0.5) + 1, capped at kernel_max and kept odd."""
+    size = (2 * (4 * sigma + 0.5).long() + 1).clamp(max=kernel_max)
+    return size - (size % 2 == 0).long()
+
+
+def blur(x: Tensor, level: Tensor, sigma_max: float = 50.0, kernel_max: int = 51) -> Tensor:
+    """Gaussian blur with sigma = level * sigma_max + 0.01, as torchvision's gaussian_blur per image.
+
+    Each image's normalized 1D kernel is zero-padded to the widest possible kernel; with reflect padding
+    folded in, the separable blur becomes two batched matmuls (much faster than a grouped convolution
+    with wide kernels on CPU, and exact: taps outside an image's own kernel are zero).
+    """
+    batch, _, height, width = x.shape
+    sigma = wide_float(level) * sigma_max + 0.01
+    radius = _blur_kernel_size(sigma, kernel_max) // 2
+    # widest kernel any level in [0, 1] can produce: a static shape, so no device sync
+    max_radius = int(_blur_kernel_size(torch.tensor(sigma_max + 0.01, dtype=torch.float64), kernel_max)) // 2
+    offsets = torch.arange(-max_radius, max_radius + 1, device=x.device, dtype=x.dtype)
+    pdf = torch.exp(-0.5 * (offsets / sigma.to(x.dtype)[:, None]).pow(2))
+    pdf = torch.where(offsets.abs() <= radius[:, None], pdf, 0)
+    taps = pdf / pdf.sum(dim=1, keepdim=True)
+    along_width = _blur_operator(taps, width)
+    along_height = along_width if height == width else _blur_operator(taps, height)
+    return _separable(x, along_height, along_width)
+
+
+def dropout(x: Tensor, level: Tensor, patch: int = 8, generator: torch.Generator | None = None) -> Tensor:
+    """Keep floor(n_patches * (1 - level)) random patch x patch tiles per image and zero the rest."""
+    batch, _, height, width = x.shape
+    grid_rows, grid_cols = math.ceil(height / patch), math.ceil(width / patch)
+    n_patches = grid_rows * grid_cols
+    keep = (n_patches * (1 - wide_float(level))).floor().long()
+    # a uniformly random subset of `keep` tiles: the tiles whose random key ranks below `keep`
+    keys = torch.rand(batch, n_patches, generator=generator, device=x.device)
+    rank = keys.argsort(dim=1).argsort(dim=1)
+    kept = rank < keep[:, None]
+    rows = torch.arange(height, device=x.device) // patch
+    cols = torch.arange(width, device=x.device) // patch
+    tile = rows[:, None] * grid_cols + cols[None, :]
+    return torch.where(kept[:, tile][:, None], x, 0)
+
+
+def _block_mean_operator(block: Tensor, size: int, dtype: torch.dtype) -> Tensor:
+    """(B, size, size) operators for _separable: output pixel dst averages the pixels of its block."""
+    index = torch.arange(size, device=block.device)
+    block_index = index // block[:, None]  # (B, size)
+    block_start = block_index * block[:, None]
+    block_length = torch.minimum(block[:, None], size - block_start)  # edge blocks are shorter
+    same_block = block_index[:, :, None] == block_index[:, None, :]
+    return same_block.to(dtype) / block_length[:, None, :].to(dtype)
+
+
+def mosaic(x: Tensor, level: Tensor, max_block: int = 32) -> Tensor:
+    """Replace b x b blocks (b = max(1, int(max_block * (level + 0.001)^2)), tiled from the top-left,
+    edge blocks smaller) by their per-channel mean.
+
+    A block mean is separable (mean over the block's rows of the means over its columns), so it runs
+    as two batched matmuls like the blur.
+    """
+    _, _, height, width = x.shape
+    block = (max_block * (wide_float(level) + 0.001).pow(2)).long().clamp(min=1)
+    along_width = _block_mean_operator(block, width, x.dtype)
+    along_height = along_width if height == width else _block_mean_operator(block, height, x.dtype)
+    return _separable(x, along_height, along_width)
+
+
+def apply_degradations(
+    x: Tensor,
+    types: Tensor,
+    level: Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    blur_sigma_max: float = 50.0,
+    blur_kernel_max: int = 51,
+    dropout_patch: int = 8,
+) -> Tensor:
+    """Degrade image i by DEGRADATIONS[types[i]] at level[i]; type -1 leaves it unchanged.
+
+    Random draws happen type by type in DEGRADATIONS order, each on that type's subset.
+    """
+    functions = {
+        "diffusion": lambda images, levels: diffusion(images, levels, generator),
+        "blur": lambda images, levels: blur(images, levels, blur_sigma_max, blur_kernel_max),
+        "dropout": lambda images, levels: dropout(images, levels, dropout_patch, generator),
+        "mosaic": mosaic,
+    }
+    out = x.clone()
+    for index, name in enumerate(DEGRADATIONS):
+        selected = (types == index).nonzero().squeeze(1)
+        if selected.numel():
+            degraded = functions[name](x.index_select(0, selected), level.index_select(0, selected))
+            out.index_copy_(0, selected, degraded)
+    return out
+
+
+class Degrader:
+    """Draws a degradation type (uniform over ``types``) and a level d ~ U(0, 1) per image and applies it.
+
+    ``probability`` is the chance that an image is degraded at all; the others get type -1 and level 0.
+    An empty ``types`` disables degradation.
+    """
+
+    def __init__(
+        self,
+        types: Sequence[str] = DEGRADATIONS,
+        probability: float = 1.0,
+        blur_sigma_max: float = 50.0,
+        blur_kernel_max: int = 51,
+        dropout_patch: int = 8,
+    ) -> None:
+        if isinstance(types, str):  # a single name, e.g. from the command line augment.types=blur
+            types = [types]
+        types = tuple(dict.fromkeys(list(types)))  # list() also accepts OmegaConf's ListConfig
+        unknown = [name for name in types if name not in DEGRADATIONS]
+        if unknown:
+            raise ValueError(f"unknown degradation type(s) {unknown}; valid types: {', '.join(DEGRADATIONS)}")
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must be in [0, 1], got {probability}")
+        if blur_sigma_max < 0 or blur_kernel_max < 1 or dropout_patch < 1:
+            raise ValueError("need blur_sigma_max >= 0, blur_kernel_max >= 1 and dropout_patch >= 1")
+        self.types = types
+        self.probability = probability
+        self.blur_sigma_max = blur_sigma_max
+        self.blur_kernel_max = blur_kernel_max
+        self.dropout_patch = dropout_patch
+        self.enabled = bool(types) and probability > 0
+        self._type_indices = torch.tensor([DEGRADATIONS.index(name) for name in types], dtype=torch.long)
+
+    def __repr__(self) -> str:
+        return (f"Degrader(types={list(self.types)}, probability={self.probability}, "
+                f"blur_sigma_max={self.blur_sigma_max}, blur_kernel_max={self.blur_kernel_max}, "
+                f"dropout_patch={self.dropout_patch})")
+
+    def sample(
+        self, batch_size: int, device: torch.device | str, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(types (B,) long, -1 = not degraded; level (B,) float in [0, 1))."""
+        if not self.enabled:
+            return (torch.full((batch_size,), -1, dtype=torch.long, device=device),
+                    torch.zeros(batch_size, device=device))
+        level = torch.rand(batch_size, generator=generator, device=device)
+        choice = torch.randint(len(self.types), (batch_size,), generator=generator, device=device)
+        types = self._type_indices.to(device)[choice]
+        if self.probability < 1:
+            spared = torch.rand(batch_size, generator=generator, device=device) >= self.probability
+            types = types.masked_fill(spared, -1)
+            level = level.masked_fill(spared, 0.0)
+        return types, level
+
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """(degraded x, types, level) for a (B, C, H, W) batch in [0, 1]."""
+        types, level = self.sample(x.shape[0], x.device, generator)
+        if not self.enabled:
+            return x, types, level
+        degraded = apply_degradations(
+            x, types, level, generator,
+            blur_sigma_max=self.blur_sigma_max,
+            blur_kernel_max=self.blur_kernel_max,
+            dropout_patch=self.dropout_patch,
+        )
+        return degraded, types, level
+
+
+def crop_flip(x: Tensor, padding: int = 4, generator: torch.Generator | None = None) -> Tensor:
+    """Per image: random crop of the input's size from the zero-padded image, then horizontal flip with p = 0.5.
+
+    Same distribution as torchvision's RandomCrop(size, padding) + RandomHorizontalFlip(); works for
+    uint8 and float batches.
+    """
+    batch, channels, height, width = x.shape
+    offsets = torch.randint(0, 2 * padding + 1, (2, batch, 1), generator=generator, device=x.device)
+    flip = torch.rand(batch, 1, generator=generator, device=x.device) < 0.5
+    rows = offsets[0] + torch.arange(height, device=x.device)  # (B, H), in padded coordinates
+    cols = offsets[1] + torch.arange(width, device=x.device)
+    cols = torch.where(flip, cols.flip(1), cols)
+    padded = F.pad(x, (padding, padding, padding, padding))
+    image = torch.arange(batch, device=x.device).view(batch, 1, 1, 1)
+    channel = torch.arange(channels, device=x.device).view(1, channels, 1, 1)
+    return padded[image, channel, rows[:, None, :, None], cols[:, None, None, :]]

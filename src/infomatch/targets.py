@@ -1,0 +1,97 @@
+"""Training targets: hard one-hot labels, fixed label smoothing, and Information Matching (IM).
+
+Each strategy is called as ``strategy(clean, degraded, labels, num_classes) -> (targets, epsilon)``
+with the [0, 1] image batches before and after degradation; ``targets`` is (B, K) and ``epsilon``
+(B,) the smoothing each sample received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from infomatch.nmi import nmi
+
+SPREADS = ("all", "others")
+
+
+def _check_spread(spread: str) -> None:
+    if spread not in SPREADS:
+        raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
+
+
+def one_hot(labels: Tensor, num_classes: int) -> Tensor:
+    return F.one_hot(labels, num_classes).float()
+
+
+def smooth(labels: Tensor, num_classes: int, epsilon: float | Tensor, spread: str = "all") -> Tensor:
+    """Smoothed targets with a scalar or per-sample (B,) epsilon.
+
+    all:    y = (1 - eps) * onehot + eps / K           (reference code)
+    others: y_c = 1 - eps, y_k = eps / (K - 1), k != c  (reference paper)
+    """
+    _check_spread(spread)
+    hot = one_hot(labels, num_classes)
+    eps = torch.as_tensor(epsilon, dtype=hot.dtype, device=hot.device).reshape(-1, 1)
+    if spread == "all":
+        return (1 - eps) * hot + eps / num_classes
+    return (1 - eps) * hot + eps / (num_classes - 1) * (1 - hot)
+
+
+def im_epsilon(nmi_values: Tensor, eps_max: float = 0.9) -> Tensor:
+    """IM smoothing: the information the degradation destroyed, clamp(1 - NMI, 0, eps_max)."""
+    return (1 - nmi_values).clamp(0, eps_max)
+
+
+@dataclass
+class HardLabels:
+    name: ClassVar[str] = "hard"
+    needs_nmi: ClassVar[bool] = False
+
+    def __call__(self, clean: Tensor, degraded: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+        return one_hot(labels, num_classes), torch.zeros(labels.shape[0], device=labels.device)
+
+
+@dataclass
+class LabelSmoothing:
+    """The same epsilon for every sample."""
+
+    epsilon: float = 0.1
+    spread: str = "all"
+    name: ClassVar[str] = "ls"
+    needs_nmi: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.epsilon < 1.0:
+            raise ValueError(f"label smoothing epsilon must be in [0, 1), got {self.epsilon}")
+        _check_spread(self.spread)
+
+    def __call__(self, clean: Tensor, degraded: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+        epsilon = torch.full((labels.shape[0],), float(self.epsilon), device=labels.device)
+        return smooth(labels, num_classes, epsilon, self.spread), epsilon
+
+
+@dataclass
+class InformationMatching:
+    """Per-sample epsilon = clamp(1 - NMI(clean, degraded), 0, eps_max)."""
+
+    eps_max: float = 0.9
+    bins: int = 64
+    spread: str = "all"
+    name: ClassVar[str] = "im"
+    needs_nmi: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.eps_max <= 1.0:
+            raise ValueError(f"eps_max must be in [0, 1], got {self.eps_max}")
+        if self.bins < 2:
+            raise ValueError(f"bins must be >= 2, got {self.bins}")
+        _check_spread(self.spread)
+
+    def __call__(self, clean: Tensor, degraded: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+        epsilon = im_epsilon(nmi(clean, degraded, self.bins), self.eps_max)
+        return smooth(labels, num_classes, epsilon, self.spread), epsilon
