@@ -16,7 +16,7 @@ import time
 import lightning as L
 import torch
 
-from common import Stopwatch, autocast, build_module, random_batches, synchronize
+from common import autocast, build_module, default_precision, random_batches, synchronize
 from infomatch.losses import soft_cross_entropy
 
 
@@ -48,14 +48,13 @@ def lightning_seconds(width, batches, warmup, device, precision) -> float:
 def bare_seconds(width, batches, warmup, device, precision) -> float:
     module = build_module(width, degrade=True).to(device).train()
     optimizer = module.configure_optimizers()
-    use_bf16 = precision == "bf16-mixed"
     for index, (images_u8, labels) in enumerate(batches):
         if index == warmup:
             synchronize(device)
             start = time.perf_counter()
         images = images_u8.to(device, non_blocking=True).float().div_(255)
         batch = module.training_batch(images, labels.to(device, non_blocking=True))
-        with autocast(device) if use_bf16 else torch.autocast(device.type, enabled=False):
+        with autocast(device, precision):
             logits = module(batch["x"])
         loss = soft_cross_entropy(logits, batch["targets"])
         optimizer.zero_grad(set_to_none=True)
@@ -76,7 +75,7 @@ def main() -> None:
     parser.add_argument("--precision", default=None, help="default: bf16-mixed on GPU, 32-true on CPU")
     args = parser.parse_args()
     device = torch.device(args.device)
-    precision = args.precision or ("bf16-mixed" if device.type == "cuda" else "32-true")
+    precision = args.precision or default_precision(device)
     batches = random_batches(args.warmup + args.steps, args.batch)
     seconds = {"bare": 0.0, "lightning": 0.0}
     for _ in range(args.rounds):  # alternate so that machine noise hits both loops alike

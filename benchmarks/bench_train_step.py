@@ -3,7 +3,7 @@
     python benchmarks/bench_train_step.py                      # widths 16 and 64, batch 128, CPU or GPU
     python benchmarks/bench_train_step.py --widths 64 --batch 512 --steps 50
 
-Both variants run the same bare training step (uint8 -> [0,1] -> crop/flip -> [stage] -> bf16 forward,
+Both variants run the same bare training step (uint8 -> [0,1] -> crop/flip -> [stage] -> forward (bf16 on GPU, fp32 on CPU),
 soft-target loss, backward, AdamW); "off" skips only the stage. Rounds of on/off alternate so that
 machine noise hits both equally.
 """
@@ -14,12 +14,12 @@ import argparse
 
 import torch
 
-from common import Stopwatch, autocast, build_module, random_batches
+from common import Stopwatch, autocast, build_module, default_precision, random_batches
 from infomatch.losses import soft_cross_entropy
 from infomatch.targets import one_hot
 
 
-def make_step(module, optimizer, device, stage: bool):
+def make_step(module, optimizer, device, precision: str, stage: bool):
     def step(images_u8, labels):
         images = images_u8.to(device, non_blocking=True).float().div_(255)
         labels = labels.to(device, non_blocking=True)
@@ -28,7 +28,7 @@ def make_step(module, optimizer, device, stage: bool):
             images, targets = batch["x"], batch["targets"]
         else:
             targets = one_hot(labels, module.num_classes)
-        with autocast(device):
+        with autocast(device, precision):
             logits = module(images)
         loss = soft_cross_entropy(logits, targets)
         optimizer.zero_grad(set_to_none=True)
@@ -52,15 +52,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default=None, help="default: bf16-mixed on GPU, 32-true on CPU")
     args = parser.parse_args()
     device = torch.device(args.device)
+    precision = args.precision or default_precision(device)
     batches = random_batches(args.steps, args.batch)
-    print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} steps/round={args.steps} rounds={args.rounds}")
+    print(f"device={device} precision={precision} threads={torch.get_num_threads()} batch={args.batch} steps/round={args.steps} rounds={args.rounds}")
     print(f"{'width':>5} | {'stage off img/s':>15} | {'stage on img/s':>14} | {'stage cost':>10} | {'stage alone img/s':>17}")
     for width in args.widths:
         module = build_module(width, degrade=True).to(device).train()
         optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
-        steps = {stage: make_step(module, optimizer, device, stage) for stage in (False, True)}
+        steps = {stage: make_step(module, optimizer, device, precision, stage) for stage in (False, True)}
         seconds = {False: 0.0, True: 0.0}
         for images_u8, labels in random_batches(2, args.batch):  # warm-up (allocator, cudnn autotune)
             steps[False](images_u8, labels), steps[True](images_u8, labels)

@@ -30,8 +30,13 @@ def random_batches(count: int, batch: int, num_classes: int = 100, seed: int = 0
     return batch_loader(images, labels, batch, shuffle=False, pin_memory=torch.cuda.is_available())
 
 
-def autocast(device: torch.device):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for "bf16-mixed" (what training uses on GPUs); plain fp32 otherwise (CPUs: bf16 is emulated)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+
+
+def default_precision(device: torch.device) -> str:
+    return "bf16-mixed" if device.type == "cuda" else "32-true"
 
 
 def synchronize(device: torch.device) -> None:
