@@ -93,3 +93,12 @@ def test_synthetic_data_is_learnable_signal():
     means = torch.stack([images[labels == c].float().mean(0) for c in range(10)])
     distances = ((images.float()[:, None] - means[None]) ** 2).flatten(2).sum(-1)
     assert (distances.argmin(1) == labels).float().mean() > 0.5
+
+
+def test_train_limit_takes_a_fixed_subset_and_keeps_validation():
+    full = SyntheticDataModule(train_size=64, test_size=8, val_size=8)
+    limited = SyntheticDataModule(train_size=64, test_size=8, val_size=8, train_limit=20)
+    full.setup(), limited.setup()
+    assert len(limited.train_set[1]) == 20
+    assert torch.equal(limited.train_set[0], full.train_set[0][:20])
+    assert torch.equal(limited.val_set[0], full.val_set[0])
