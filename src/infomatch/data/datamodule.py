@@ -1,0 +1,133 @@
+"""LightningDataModules that hold images as uint8 tensors; degradations run later, on the device."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from infomatch.data import cifar100
+from infomatch.data.loading import batch_loader
+from infomatch.validation import ConfigError
+
+
+def split_train_val(num_train: int, val_size: int, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed held-out split, independent of the run seed so every run validates on the same images."""
+    if not 0 <= val_size < num_train:
+        raise ConfigError(f"data.val_size={val_size} must be in [0, {num_train}): the data set has {num_train} "
+                          "training images")
+    order = torch.randperm(num_train, generator=torch.Generator().manual_seed(split_seed))
+    return order[val_size:], order[:val_size]
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Shared logic: subclasses implement ``load()`` returning (train_x, train_y, test_x, test_y) uint8/int64."""
+
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __init__(self, batch_size: int = 128, eval_batch_size: int = 512, val_size: int = 5000,
+                 split_seed: int = 0, validate_on_test: bool = False, shuffle_seed: int = 0,
+                 train_limit: int | None = None) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError(f"batch sizes must be >= 1, got batch_size={batch_size}, eval_batch_size={eval_batch_size}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.validate_on_test = validate_on_test
+        self.shuffle_seed = shuffle_seed
+        if train_limit is not None and train_limit < 1:
+            raise ValueError(f"data.train_limit must be >= 1 or null, got {train_limit}")
+        self.train_limit = train_limit
+        self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train_x, train_y, test_x, test_y = self.load()
+        self.test_set = (test_x, test_y)
+        if self.validate_on_test:
+            # the reference scripts' protocol: checkpoints selected on the test set
+            self.train_set, self.val_set = (train_x, train_y), (test_x, test_y)
+        else:
+            train_idx, val_idx = split_train_val(len(train_y), self.val_size, self.split_seed)
+            # a fixed random subset (split order), for quick protocols such as experiment=cpu_proxy
+            train_idx = train_idx[: self.train_limit]
+            self.train_set = (train_x[train_idx], train_y[train_idx])
+            self.val_set = (train_x[val_idx], train_y[val_idx])
+
+    def _pin(self) -> bool:
+        return torch.cuda.is_available()
+
+    def train_dataloader(self):
+        return batch_loader(*self.train_set, self.batch_size, shuffle=True, seed=self.shuffle_seed, pin_memory=self._pin())
+
+    def val_dataloader(self):
+        if len(self.val_set[1]) == 0:
+            return []
+        return batch_loader(*self.val_set, self.eval_batch_size, shuffle=False, pin_memory=self._pin())
+
+    def test_dataloader(self):
+        return batch_loader(*self.test_set, self.eval_batch_size, shuffle=False, pin_memory=self._pin())
+
+
+class CIFAR100DataModule(InMemoryDataModule):
+    num_classes = cifar100.NUM_CLASSES
+    mean = cifar100.MEAN
+    std = cifar100.STD
+
+    def __init__(self, root: str = "data/cifar100", download: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.root = root
+        self.download = download
+
+    def prepare_data(self) -> None:
+        cifar100.ensure_downloaded(self.root, self.download)
+
+    def load(self):
+        folder = cifar100.ensure_downloaded(self.root, self.download)
+        return (*cifar100.read_split(folder, "train"), *cifar100.read_split(folder, "test"))
+
+    def class_names(self) -> list[str]:
+        return cifar100.read_class_names(cifar100.ensure_downloaded(self.root, self.download))
+
+
+def synthetic_images(num_images: int, num_classes: int, image_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learnable stand-in for CIFAR: each class is a fixed smooth colour pattern, each image a noisy, shifted copy."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(num_classes, 3, 4, 4, generator=torch.Generator().manual_seed(1234))
+    patterns = torch.nn.functional.interpolate(coarse, size=image_size, mode="bilinear", align_corners=False)
+    labels = torch.randint(num_classes, (num_images,), generator=generator)
+    brightness = 0.7 + 0.3 * torch.rand(num_images, 1, 1, 1, generator=generator)
+    noise = 0.1 * torch.randn(num_images, 3, image_size, image_size, generator=generator)
+    images = (patterns[labels] * brightness + noise).clamp(0, 1)
+    return (images * 255).round().to(torch.uint8), labels
+
+
+class SyntheticDataModule(InMemoryDataModule):
+    """Same interface as CIFAR-100, generated in memory: for tests, CI and quick smoke runs."""
+
+    mean = (0.5, 0.5, 0.5)
+    std = (0.25, 0.25, 0.25)
+
+    def __init__(self, num_classes: int = 100, train_size: int = 1024, test_size: int = 256, image_size: int = 32,
+                 seed: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.train_size = train_size
+        self.test_size = test_size
+        self.image_size = image_size
+        self.seed = seed
+
+    def load(self):
+        train = synthetic_images(self.train_size, self.num_classes, self.image_size, self.seed)
+        test = synthetic_images(self.test_size, self.num_classes, self.image_size, self.seed + 1)
+        return (*train, *test)
+
+    def class_names(self) -> list[str]:
+        return [f"class_{index}" for index in range(self.num_classes)]
