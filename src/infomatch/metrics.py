@@ -1,4 +1,4 @@
-"""Classification metrics on the hard label, from torchmetrics: top-1, top-5, NLL and binned L1 ECE."""
+"""Classification metrics on the hard label, from torchmetrics: top-1, top-5, NLL, binned L1 ECE (and Brier score)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,18 @@ class NegativeLogLikelihood(MeanMetric):
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:  # type: ignore[override]
         nll = F.cross_entropy(logits.float(), target, reduction="none")
         super().update(nll)
+
+
+class BrierScore(MeanMetric):
+    """Multiclass Brier score: squared L2 distance between softmax and one-hot label, averaged over samples.
+
+    torchmetrics has no multiclass Brier score.
+    """
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:  # type: ignore[override]
+        probabilities = logits.float().softmax(dim=1)
+        squared_error = (probabilities - F.one_hot(target, probabilities.shape[1])).pow(2).sum(dim=1)
+        super().update(squared_error)
 
 
 def classification_metrics(num_classes: int, ece_bins: int = 15) -> MetricCollection:

@@ -97,7 +97,7 @@ class InfoMatchModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, global step "
-                f"{self.global_step}; stopping. The last good checkpoint is kept. Try a lower optimizer.lr.")
+                f"{self.global_step}; stopping. Try a lower optimizer.lr.")
         accuracy = (logits.argmax(dim=1) == batch["y"]).float().mean()
         batch_size = len(batch["y"])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)

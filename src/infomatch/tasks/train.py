@@ -13,9 +13,15 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
+from infomatch.data.cifar100 import DatasetError
 from infomatch.module import InfoMatchModule
+from infomatch.validation import ConfigError, check_new_output, check_resume, validate_train_config
 
 log = logging.getLogger(__name__)
+
+# mistakes in the command or the data, and diverged training: train.py reports them in one paragraph
+USER_ERRORS = (ConfigError, DatasetError, FloatingPointError)
 
 
 def _tensorboard_available() -> bool:
@@ -39,7 +45,8 @@ def build_callbacks(cfg: DictConfig) -> list:
 def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> InfoMatchModule:
     net = instantiate(cfg.model)
     if net.num_classes != datamodule.num_classes:
-        raise ValueError(f"model.num_classes={net.num_classes} but the data set has {datamodule.num_classes} classes")
+        raise ConfigError(f"model.num_classes={net.num_classes} but the data set has {datamodule.num_classes} classes; "
+                          f"set model.num_classes={datamodule.num_classes}")
     return InfoMatchModule(
         net=net,
         labels=instantiate(cfg.labels),
@@ -71,15 +78,31 @@ def _plain(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit one model and return its final metrics (also written to ``<output_dir>/metrics.json``)."""
+    """Fit one model and return its final metrics (also written to ``<output_dir>/metrics.json``).
+
+    The config is checked before anything is loaded or written; ``resume`` must point at a checkpoint of a
+    run with the same config, and a folder holding an earlier run's results is only written to when resuming it.
+    """
+    validate_train_config(cfg)
+    resume = check_resume(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    checkpoint_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
+    check_new_output(Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints", output_dir, resume)
+
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)
     trainer: L.Trainer = instantiate(cfg.trainer, precision=resolve_precision(cfg.trainer),
-                                     callbacks=build_callbacks(cfg), logger=build_loggers(cfg))
+                                     callbacks=build_callbacks(cfg), logger=build_loggers(cfg),
+                                     plugins=[AtomicCheckpointIO()])
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume"))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    except FloatingPointError as error:
+        last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback is not None else ""
+        kept = f"The last good checkpoint is kept: {last}." if last else "No checkpoint had been written yet."
+        raise FloatingPointError(f"{error} {kept}") from error
     results: dict[str, Any] = {"val": _plain(trainer.callback_metrics), "epochs": trainer.current_epoch}
     results["val"] = {name: value for name, value in results["val"].items() if name.startswith("val/")}
 
@@ -93,8 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
         results["test"] = _plain(tested[0]) if tested else {}
 
-    output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(results, indent=2))
+    atomic_write(output_dir / "metrics.json", lambda handle: handle.write(json.dumps(results, indent=2).encode()))
     log.info("final metrics: %s", json.dumps(results))
     return results

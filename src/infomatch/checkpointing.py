@@ -1,0 +1,45 @@
+"""Crash-safe file writes: a checkpoint or result file is either the old complete one or the new complete one.
+
+Lightning's own local save writes to a temporary file in the system temp folder and moves it into
+place; when that folder is on another file system (tmpfs, cluster scratch) the move is a copy into the
+target, so a kill during it leaves a truncated last.ckpt. Here the temporary file lives next to the
+target, is flushed to disk, and replaces it with one atomic rename.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import torch
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, sync it to disk, then rename it over ``path``."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")  # hidden and not *.ckpt: never taken for a checkpoint
+    with open(partial, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+    if os.name == "posix":  # make the rename itself durable
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """TorchCheckpointIO whose local saves go through :func:`atomic_write` (remote paths keep Lightning's)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+        if storage_options is not None or not _is_local_file_protocol(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        atomic_write(path, lambda handle: torch.save(checkpoint, handle))
