@@ -47,6 +47,7 @@ def lightning_seconds(width, batches, warmup, device, precision) -> float:
 
 def bare_seconds(width, batches, warmup, device, precision) -> float:
     module = build_module(width, degrade=True).to(device).train()
+    module.on_fit_start()  # memory format as in training
     optimizer = module.configure_optimizers()
     for index, (images_u8, labels) in enumerate(batches):
         if index == warmup:

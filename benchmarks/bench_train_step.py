@@ -61,6 +61,7 @@ def main() -> None:
     print(f"{'width':>5} | {'stage off img/s':>15} | {'stage on img/s':>14} | {'stage cost':>10} | {'stage alone img/s':>17}")
     for width in args.widths:
         module = build_module(width, degrade=True).to(device).train()
+        module.on_fit_start()  # memory format as in training
         optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
         steps = {stage: make_step(module, optimizer, device, precision, stage) for stage in (False, True)}
         seconds = {False: 0.0, True: 0.0}

@@ -43,7 +43,7 @@ class InfoMatchModule(L.LightningModule):
         run_config: dict | None = None,
     ) -> None:
         super().__init__()
-        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        self.net = net
         self.labels = labels
         self.degrader = degrader
         self.optimizer_factory = optimizer
@@ -60,6 +60,11 @@ class InfoMatchModule(L.LightningModule):
         self.val_metrics = EvaluationMetrics(self.num_classes, ece_bins)
         self.test_metrics = EvaluationMetrics(self.num_classes, ece_bins)
         self.generator: torch.Generator | None = None
+
+    def on_fit_start(self) -> None:
+        # channels_last speeds up GPU convolutions; on CPU it was slower here and hung torch 2.14 at tiny widths
+        if self.channels_last and self.device.type == "cuda":
+            self.net.to(memory_format=torch.channels_last)
 
     # ---- data path -------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -86,7 +91,7 @@ class InfoMatchModule(L.LightningModule):
 
     def forward(self, images: Tensor) -> Tensor:
         images = (images - self.mean) / self.std
-        if self.channels_last:
+        if self.channels_last and images.is_cuda:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
