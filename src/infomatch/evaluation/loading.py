@@ -1,0 +1,181 @@
+"""Find and load the checkpoints to evaluate: training checkpoints, run folders, sweep folders, reference state dicts.
+
+Every problem a user can cause (wrong path, truncated file, weights that do not fit the saved config)
+raises ``CheckpointError`` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import get_class, instantiate
+from torch import Tensor, nn
+
+from infomatch.data import cifar100
+from infomatch.models import ResNet18
+
+
+class EvaluationError(RuntimeError):
+    """A user-facing problem with the evaluation's inputs; the message says what to fix."""
+
+
+class CheckpointError(EvaluationError):
+    """A checkpoint is missing, unreadable or inconsistent; the message names the file."""
+
+
+class NormalizedClassifier(nn.Module):
+    """The trained network with its own normalization: takes [0, 1] images, returns logits."""
+
+    def __init__(self, net: nn.Module, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net((images - self.mean) / self.std)
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    strategy: str  # labels strategy (hard, ls, im); models are aggregated over seeds per strategy
+    seed: int | None
+    path: Path
+    classifier: NormalizedClassifier
+
+    @property
+    def num_classes(self) -> int:
+        return self.classifier.net.num_classes
+
+
+def _job_number(folder: Path) -> tuple[int, str]:
+    match = re.match(r"(\d+)_", folder.name)
+    return (int(match.group(1)) if match else -1, folder.name)
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    """The run's best checkpoint (best_epochNNN.ckpt; the highest epoch if a resumed run left several)."""
+    best = sorted((run_dir / "checkpoints").glob("best*.ckpt"))
+    if not best:
+        raise CheckpointError(f"{run_dir}: run folder without a best checkpoint in checkpoints/ "
+                              "(did training finish at least one validation?); pass a .ckpt file instead")
+    return best[-1]
+
+
+def resolve_checkpoints(paths: list[str]) -> list[Path]:
+    """Expand each path: a checkpoint file, a run folder (its best checkpoint) or a sweep folder (each run's best)."""
+    resolved = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            resolved.append(path)
+        elif (path / "checkpoints").is_dir():
+            resolved.append(best_checkpoint(path))
+        elif path.is_dir():
+            runs = sorted((run for run in path.iterdir() if (run / "checkpoints").is_dir()), key=_job_number)
+            if not runs:
+                raise CheckpointError(f"{path}: folder holds neither checkpoints/ (a run) nor run folders (a sweep)")
+            resolved.extend(best_checkpoint(run) for run in runs)
+        else:
+            raise CheckpointError(f"{path}: no such checkpoint file or folder")
+    return resolved
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, pickle garbage, text files: all "not a checkpoint" to the user
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or not a checkpoint file): "
+                              f"{type(error).__name__}: {error}") from error
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path}: expected a checkpoint dict, found {type(checkpoint).__name__}")
+    return checkpoint
+
+
+def _load_weights(path: Path, net: nn.Module, state: dict[str, Tensor], described: str) -> None:
+    """Load strictly, or explain the mismatch in a few lines instead of torch's parameter-by-parameter dump."""
+    expected = net.state_dict()
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    mismatched = [f"{key} {tuple(state[key].shape)} vs {tuple(expected[key].shape)}"
+                  for key in expected.keys() & state.keys() if state[key].shape != expected[key].shape]
+    problems = [f"{label}: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
+                for label, items in (("missing", missing), ("unexpected", unexpected),
+                                     ("shape (checkpoint vs architecture)", sorted(mismatched))) if items]
+    if problems:
+        raise CheckpointError(f"{path}: weights do not match the architecture {described}; " + "; ".join(problems))
+    net.load_state_dict(state)
+
+
+def strategy_name(labels_target: str) -> str:
+    """Short name of a labels strategy (hard, ls, im) from its class, or the class name for unknown classes."""
+    try:
+        return get_class(labels_target).name
+    except Exception:  # strategies from packages not installed here still get a readable name
+        return labels_target.rsplit(".", 1)[-1].lower()
+
+
+def _from_training(path: Path, checkpoint: dict[str, Any]) -> LoadedModel:
+    config = checkpoint.get("infomatch_config")
+    normalization = checkpoint.get("infomatch_normalization")
+    complete = isinstance(config, dict) and {"model", "labels", "seed"} <= config.keys()
+    if not complete or not isinstance(normalization, dict):
+        raise CheckpointError(f"{path}: Lightning checkpoint without the infomatch training config and "
+                              "normalization (written by an older or another training script)")
+    model_config = config["model"]
+    try:
+        net = instantiate(model_config)
+    except Exception as error:
+        raise CheckpointError(f"{path}: cannot build the model its config describes ({model_config}): {error}") from error
+    state = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items() if key.startswith("net.")}
+    settings = ", ".join(f"{key}={value}" for key, value in model_config.items() if key != "_target_")
+    _load_weights(path, net, state, f"in its config ({settings})")
+    strategy = strategy_name(config["labels"]["_target_"])
+    return LoadedModel(f"{strategy}_seed{config['seed']}", strategy, config["seed"], path,
+                       NormalizedClassifier(net, normalization["mean"], normalization["std"]))
+
+
+def _from_reference(path: Path, state: dict[str, Tensor]) -> LoadedModel:
+    """Plain torchvision-style ResNet-18 state dict: size from the weights, CIFAR-100 normalization."""
+    if "fc.weight" not in state or "conv1.weight" not in state:
+        raise CheckpointError(f"{path}: model_state_dict has no fc.weight / conv1.weight, not a ResNet-18 state dict")
+    num_classes, width = state["fc.weight"].shape[0], state["conv1.weight"].shape[0]
+    net = ResNet18(num_classes=num_classes, width=width)
+    _load_weights(path, net, state, f"inferred from its weights (ResNet18 num_classes={num_classes}, width={width})")
+    classifier = NormalizedClassifier(net, list(cifar100.MEAN), list(cifar100.STD))
+    return LoadedModel(path.stem, path.stem, None, path, classifier)
+
+
+def load_model(path: Path) -> LoadedModel:
+    checkpoint = _read(path)
+    if "state_dict" in checkpoint:
+        model = _from_training(path, checkpoint)
+    elif "model_state_dict" in checkpoint:
+        model = _from_reference(path, checkpoint["model_state_dict"])
+    else:
+        raise CheckpointError(f"{path}: neither a training checkpoint (state_dict) nor a reference state dict "
+                              f"(model_state_dict); top-level keys: {sorted(checkpoint)[:10]}")
+    model.classifier.eval()
+    return model
+
+
+def load_models(paths: list[str], names: list[str] | None = None) -> list[LoadedModel]:
+    """Load every checkpoint; names override the automatic ones, duplicates get a numeric suffix."""
+    models = [load_model(path) for path in resolve_checkpoints(paths)]
+    if names:
+        if len(names) != len(models):
+            raise CheckpointError(f"names has {len(names)} entries but {len(models)} checkpoints were found: "
+                                  + ", ".join(str(model.path) for model in models))
+        for model, name in zip(models, names):
+            model.name = str(name)
+    seen: dict[str, int] = {}
+    for model in models:
+        seen[model.name] = seen.get(model.name, 0) + 1
+        if seen[model.name] > 1:
+            model.name = f"{model.name}_{seen[model.name]}"
+    return models

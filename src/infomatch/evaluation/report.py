@@ -1,0 +1,144 @@
+"""Write the results: metrics.json (everything), metrics.csv (one row per number), summary.md (tables), plots/."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infomatch.evaluation import aggregate, plots
+
+CLEAN_COLUMNS = (("top1", "top-1 %", 100), ("top5", "top-5 %", 100), ("nll", "NLL", 1), ("ece", "ECE", 1),
+                 ("brier", "Brier", 1))
+
+
+def write_csv(results: dict[str, Any], path: Path) -> None:
+    """Long format: model, strategy, seed, analysis, degradation, level, metric, value."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["model", "strategy", "seed", "analysis", "degradation", "level", "metric", "value"])
+        for name, model in results["models"].items():
+            prefix = [name, model["strategy"], "" if model["seed"] is None else model["seed"]]
+            for metric, value in model["clean"].items():
+                writer.writerow([*prefix, "clean", "", "", metric, value])
+            for analysis, metric in (("robustness", "top1"), ("confidence", "true_class_probability")):
+                for kind, values in model[analysis].items():
+                    for level, value in zip(results[analysis]["levels"], values):
+                        writer.writerow([*prefix, analysis, kind, level, metric, value])
+
+
+def _row(cells: list) -> str:
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return [_row(header), _row(["---"] * len(header)), *map(_row, rows), ""]
+
+
+def _pm(stats: dict, scale: float) -> str:
+    mean = stats["mean"] * scale
+    digits = 2 if scale == 100 else 4
+    return f"{mean:.{digits}f}" if stats["std"] is None else f"{mean:.{digits}f} ± {stats['std'] * scale:.{digits}f}"
+
+
+def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
+    models, info = results["models"], results["evaluation"]
+    lines = ["# Evaluation summary", "",
+             f"- data: `{info['data']}`, {info['num_images']} test images"
+             f"{' (first ' + str(info['subset']) + ')' if info['subset'] else ''}; ECE with {info['ece_bins']} bins",
+             f"- degradation seed {info['seed']}; robustness levels {results['robustness']['levels']}",
+             f"- confidence analysis: class {results['confidence']['class_index']} "
+             f"({results['confidence']['class_name']}), {results['confidence']['num_images']} test images", "",
+             "## Clean test set", ""]
+    lines += _table(["model", "strategy", "seed", *(label for _, label, _ in CLEAN_COLUMNS), "checkpoint"],
+                    [[name, model["strategy"], "–" if model["seed"] is None else model["seed"],
+                      *(f"{model['clean'][key] * scale:.{2 if scale == 100 else 4}f}" for key, _, scale in CLEAN_COLUMNS),
+                      f"`{model['checkpoint']}`"] for name, model in models.items()])
+    if aggregated:
+        lines += ["## Per strategy, mean ± std over seeds", ""]
+        lines += _table(["strategy", "models", *(label for _, label, _ in CLEAN_COLUMNS)],
+                        [[strategy, group["n"], *(_pm(group["clean"][key], scale) for key, _, scale in CLEAN_COLUMNS)]
+                         for strategy, group in results["aggregate"].items()])
+    types = list(next(iter(models.values()))["robustness"])
+    levels = results["robustness"]["levels"]
+    lines += ["## Robustness: top-1 % under degradation", "",
+              "Mean over the levels " + ", ".join(map(str, levels)) + ":", ""]
+    lines += _table(["model", *types, "all types"],
+                    [[name, *(f"{100 * np.mean(model['robustness'][kind]):.2f}" for kind in types),
+                      f"{100 * np.mean(list(model['robustness'].values())):.2f}"] for name, model in models.items()])
+    if aggregated:
+        lines += ["Per strategy, mean ± std over seeds of the same level averages:", ""]
+        level_averages = {strategy: aggregate.mean_std([{kind: float(np.mean(models[name]["robustness"][kind]))
+                                                         for kind in types} for name in group["models"]])
+                          for strategy, group in results["aggregate"].items()}
+        lines += _table(["strategy", *types], [[strategy, *(_pm(averages[kind], 100) for kind in types)]
+                                               for strategy, averages in level_averages.items()])
+    for kind in types:
+        lines += [f"### {plots.describe(kind, info['degradation'])}", ""]
+        lines += _table(["model", *(f"d = {level:g}" for level in levels)],
+                        [[name, *(f"{100 * value:.2f}" for value in model["robustness"][kind])]
+                         for name, model in models.items()])
+    lines += ["## Confidence: mean softmax probability of the true class, averaged over levels", ""]
+    lines += _table(["model", *types], [[name, *(f"{np.mean(model['confidence'][kind]):.3f}" for kind in types)]
+                                        for name, model in models.items()])
+    return "\n".join(lines)
+
+
+def _series(results: dict[str, Any], part: str, aggregated: bool) -> dict[str, dict]:
+    """{series label: {type: {"mean", "std"}}} per strategy (aggregated) or per model (std None)."""
+    if aggregated:
+        return {f"{strategy}, n={group['n']}": group[part] for strategy, group in results["aggregate"].items()}
+    return {name: {kind: {"mean": values, "std": None} for kind, values in model[part].items()}
+            for name, model in results["models"].items()}
+
+
+def write_plots(results: dict[str, Any], folder: Path, aggregated: bool) -> None:
+    models, settings = results["models"], results["evaluation"]["degradation"]
+    names = list(models)
+    for name, model in models.items():
+        plots.reliability_diagram(name, model["reliability"], model["clean"]["ece"], folder / f"reliability_{name}.png")
+
+    title = f"Clean test set ({results['evaluation']['num_images']} images)"
+    if aggregated:
+        bars = {strategy: {key: {**group["clean"][key],
+                                 "points": [models[name]["clean"][key] for name in group["models"]]}
+                           for key, _, _ in plots.CLEAN_PANELS} for strategy, group in results["aggregate"].items()}
+        title += "\nbars: mean ± std over seeds, dots: single models"
+    else:
+        bars = {name: {key: {"mean": model["clean"][key], "std": None, "points": []} for key, _, _ in plots.CLEAN_PANELS}
+                for name, model in models.items()}
+    plots.clean_bars(bars, folder / "clean_metrics.png", title)
+
+    confidence = results["confidence"]
+    class_note = f"class '{confidence['class_name']}' ({confidence['num_images']} test images)"
+    panels = (("robustness", "Top-1 accuracy (%)", True, "Top-1 accuracy under degradation",
+               f"{results['evaluation']['num_images']} test images"),
+              ("confidence", "Mean softmax probability of true class", False, "True-class confidence under degradation",
+               class_note))
+    for part, ylabel, percent, heading, note in panels:
+        levels = results[part]["levels"]
+        series = _series(results, part, aggregated)
+        palette = plots.colors(list(series))
+        for kind in next(iter(models.values()))[part]:
+            plots.curves(levels, {label: values[kind] for label, values in series.items()}, folder / f"{part}_{kind}.png",
+                         f"{plots.describe(kind, settings)}\n{note}", ylabel, percent, palette)
+        for name, model in models.items():
+            plots.curves(levels, {kind: {"mean": values, "std": None} for kind, values in model[part].items()},
+                         folder / f"{part}_model_{name}.png", f"{heading}: {name}\n{note}", ylabel, percent)
+
+    kind = confidence["heatmap_type"]
+    values = np.array([models[name]["confidence"][kind] for name in names]).T
+    plots.heatmap(confidence["levels"], names, values, folder / f"confidence_heatmap_{kind}.png",
+                  f"{plots.describe(kind, settings)}\n{class_note}", "Mean softmax probability of true class")
+
+
+def write_all(results: dict[str, Any], folder: Path, aggregated: bool, make_plots: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(results, indent=2))
+    write_csv(results, folder / "metrics.csv")
+    (folder / "summary.md").write_text(summary_markdown(results, aggregated))
+    if make_plots:
+        write_plots(results, folder / "plots", aggregated)

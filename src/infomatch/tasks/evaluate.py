@@ -1,0 +1,117 @@
+"""evaluate(cfg): load checkpoints, score them on the clean and degraded test set, write metrics, tables and plots."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from infomatch.augment import DEGRADATIONS
+from infomatch.evaluation import aggregate, report
+from infomatch.evaluation.clean import clean_metrics, predict, reliability_bins
+from infomatch.evaluation.degraded import correct, curves_by_model, degradation_curves, true_class_probability
+from infomatch.evaluation.loading import CheckpointError, EvaluationError, LoadedModel, load_models
+
+log = logging.getLogger(__name__)
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _check_options(cfg: DictConfig) -> None:
+    unknown = [kind for kind in cfg.degradation.types if kind not in DEGRADATIONS]
+    if unknown or cfg.confidence.heatmap_type not in cfg.degradation.types:
+        raise EvaluationError(f"degradation.types must be among {list(DEGRADATIONS)} (got {list(cfg.degradation.types)}) "
+                              f"and contain confidence.heatmap_type ({cfg.confidence.heatmap_type})")
+    if cfg.subset is not None and cfg.subset < 1:
+        raise EvaluationError(f"subset must be a positive number of test images or null, got {cfg.subset}")
+    if cfg.robustness.levels < 2 or cfg.confidence.levels < 2 or cfg.ece_bins < 1:
+        raise EvaluationError("robustness.levels and confidence.levels must be >= 2, ece_bins >= 1")
+    if cfg.aggregate not in ("auto", True, False):
+        raise EvaluationError(f"aggregate must be auto, true or false, got {cfg.aggregate}")
+
+
+def _check_classes(models: list[LoadedModel], num_classes: int, data_target: str) -> None:
+    for model in models:
+        if model.num_classes != num_classes:
+            raise CheckpointError(f"{model.path}: model {model.name} predicts {model.num_classes} classes but the "
+                                  f"evaluation data ({data_target}) has {num_classes}; evaluate with the data it was "
+                                  f"trained on (e.g. data=synthetic data.num_classes={model.num_classes})")
+
+
+def _levels(count: int) -> list[float]:
+    return torch.linspace(0, 1, count, dtype=torch.float64).tolist()
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate every checkpoint named by ``cfg.ckpt``; returns the results written to ``metrics.json``."""
+    paths = _as_list(cfg.ckpt)
+    if not paths:
+        raise CheckpointError("no checkpoint given: python evaluate.py ckpt=path/to/checkpoint.ckpt "
+                              "(a .ckpt file, a run folder or a sweep folder; ckpt=[a,b] for several)")
+    _check_options(cfg)
+    models = load_models(paths, _as_list(cfg.names))
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("test")
+    _check_classes(models, datamodule.num_classes, cfg.data._target_)
+    class_index = cfg.confidence.class_index
+    if not 0 <= class_index < datamodule.num_classes:
+        raise EvaluationError(f"confidence.class_index must be in [0, {datamodule.num_classes}), got {class_index}")
+
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    all_images, all_labels = (tensor.to(device) for tensor in datamodule.test_set)
+    images, labels = all_images[:cfg.subset], all_labels[:cfg.subset]
+    class_images = all_images[all_labels == class_index]
+    classifiers = [model.classifier.to(device) for model in models]
+    batch_size = datamodule.eval_batch_size
+    settings = {key: cfg.degradation[key] for key in ("blur_sigma_max", "blur_kernel_max", "dropout_patch")}
+    types = list(cfg.degradation.types)
+    log.info("evaluating %d model(s) on %d test images on %s", len(models), len(labels), device)
+
+    results_by_model: dict[str, dict[str, Any]] = {}
+    for model, classifier in tqdm(list(zip(models, classifiers)), desc="clean", unit="model"):
+        logits = predict(classifier, images, batch_size)
+        results_by_model[model.name] = {
+            "checkpoint": str(model.path), "strategy": model.strategy, "seed": model.seed,
+            "clean": clean_metrics(logits, labels, cfg.ece_bins),
+            "reliability": reliability_bins(logits, labels, cfg.ece_bins),
+        }
+
+    names = [model.name for model in models]
+    robustness_levels, confidence_levels = _levels(cfg.robustness.levels), _levels(cfg.confidence.levels)
+    robustness = degradation_curves(classifiers, images, labels, types, robustness_levels, correct, cfg.seed,
+                                    batch_size, settings, "robustness")
+    class_labels = torch.full((len(class_images),), class_index, device=device)
+    confidence = degradation_curves(classifiers, class_images, class_labels, types, confidence_levels,
+                                    true_class_probability, cfg.seed, batch_size, settings, "confidence")
+    for part, values in (("robustness", robustness), ("confidence", confidence)):
+        for name, curves in curves_by_model(values, names, types).items():
+            results_by_model[name][part] = curves
+
+    results = {
+        "evaluation": {"data": cfg.data._target_, "subset": cfg.subset, "num_images": len(labels),
+                       "ece_bins": cfg.ece_bins, "seed": cfg.seed, "device": str(device),
+                       "degradation": {"types": types, **settings}},
+        "models": results_by_model,
+        "robustness": {"levels": robustness_levels, "metric": "top1"},
+        "confidence": {"levels": confidence_levels, "metric": "mean softmax probability of the true class",
+                       "class_index": class_index, "class_name": datamodule.class_names()[class_index],
+                       "num_images": len(class_images), "heatmap_type": cfg.confidence.heatmap_type},
+        "aggregate": aggregate.by_strategy(results_by_model),
+    }
+    aggregated = (cfg.aggregate is True or cfg.aggregate == "auto"
+                  and any(group["n"] > 1 for group in results["aggregate"].values()))
+    output_dir = Path(cfg.paths.output_dir)
+    report.write_all(results, output_dir, aggregated, cfg.plots)
+    for name, model in results_by_model.items():
+        log.info("%s: %s", name, ", ".join(f"{key} {value:.4f}" for key, value in model["clean"].items()))
+    log.info("results in %s (summary.md, metrics.json, metrics.csv%s)", output_dir, ", plots/" if cfg.plots else "")
+    return results

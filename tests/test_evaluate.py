@@ -1,0 +1,221 @@
+"""Evaluation end to end on tiny models trained on synthetic data, checked against metrics computed by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+
+from conftest import ROOT, compose_config
+from infomatch.data import cifar100
+from infomatch.evaluation import CheckpointError
+from infomatch.models import ResNet18
+from infomatch.tasks.evaluate import evaluate
+from infomatch.tasks.train import train
+
+# the data the tiny models are trained on (debug=fast) and evaluated with
+DATA = ["data=synthetic", "data.num_classes=10", "data.train_size=512", "data.test_size=128", "data.val_size=128"]
+METRICS = ("top1", "top5", "nll", "ece", "brier")
+TYPES = ("diffusion", "blur", "dropout", "mosaic")
+# for tests about loading and wiring rather than the grids: fewest levels, no figures
+QUICK = ["robustness.levels=2", "confidence.levels=2", "plots=false"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A sweep-like folder with three one-epoch runs: hard seed 0, im seed 0, im seed 1."""
+    root = tmp_path_factory.mktemp("sweep")
+    for number, (labels, seed) in enumerate((("hard", 0), ("im", 0), ("im", 1))):
+        train(compose_config(["debug=fast", f"labels={labels}", f"seed={seed}"],
+                             root / f"{number}_{labels}_all_seed{seed}"))
+    GlobalHydra.instance().clear()
+    return root
+
+
+def best(sweep, run: str):
+    return next((sweep / run / "checkpoints").glob("best*.ckpt"))
+
+
+def run_evaluation(make_config, *overrides: str) -> dict:
+    return evaluate(make_config(*DATA, *overrides, config_name="evaluate"))
+
+
+def synthetic_test_set(make_config):
+    datamodule = instantiate(make_config(*DATA, config_name="evaluate").data)
+    datamodule.setup("test")
+    images, labels = datamodule.test_set
+    return images.float() / 255, labels
+
+
+def hand_logits(net: torch.nn.Module, mean, std, images: torch.Tensor) -> torch.Tensor:
+    mean, std = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        return net.eval()((images - mean) / std)
+
+
+def checkpoint_logits(path, images: torch.Tensor) -> torch.Tensor:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model_config = checkpoint["infomatch_config"]["model"]
+    net = ResNet18(model_config["num_classes"], model_config["width"])
+    net.load_state_dict({key[4:]: value for key, value in checkpoint["state_dict"].items() if key.startswith("net.")})
+    normalization = checkpoint["infomatch_normalization"]
+    return hand_logits(net, normalization["mean"], normalization["std"], images)
+
+
+def hand_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict[str, float]:
+    shifted = logits - logits.max(dim=1, keepdim=True).values
+    log_probabilities = shifted - shifted.exp().sum(dim=1, keepdim=True).log()
+    probabilities = log_probabilities.exp()
+    confidence, prediction = probabilities.max(dim=1)
+    correct = (prediction == labels).float()
+    ece = 0.0
+    for index in range(bins):
+        in_bin = (confidence > index / bins) & (confidence <= (index + 1) / bins)
+        if in_bin.any():
+            ece += in_bin.float().mean() * (correct[in_bin].mean() - confidence[in_bin].mean()).abs()
+    one_hot = torch.zeros_like(probabilities).scatter_(1, labels[:, None], 1.0)
+    return {
+        "top1": float(correct.mean()),
+        "top5": float((logits.topk(5, dim=1).indices == labels[:, None]).any(dim=1).float().mean()),
+        "nll": float(-log_probabilities[torch.arange(len(labels)), labels].mean()),
+        "ece": float(ece),
+        "brier": float((probabilities - one_hot).pow(2).sum(dim=1).mean()),
+    }
+
+
+def assert_matches_hand(results: dict, name: str, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    expected = hand_metrics(logits, labels)
+    for metric in METRICS:
+        assert results["models"][name]["clean"][metric] == pytest.approx(expected[metric], abs=1e-5), metric
+    # level 0 of every degradation is the identity, so the grid starts at clean accuracy
+    for kind in TYPES:
+        assert results["models"][name]["robustness"][kind][0] == pytest.approx(expected["top1"], abs=1e-6)
+
+
+def test_one_checkpoint_writes_every_output_and_matches_hand_metrics(make_config, sweep, tmp_path):
+    path = best(sweep, "1_im_all_seed0")
+    results = run_evaluation(make_config, f"ckpt={path}")
+    output = tmp_path / "run"
+    for name in ("metrics.json", "metrics.csv", "summary.md"):
+        assert (output / name).is_file()
+    assert json.loads((output / "metrics.json").read_text()) == json.loads(json.dumps(results))
+    assert list(results["models"]) == ["im_seed0"]
+    images, labels = synthetic_test_set(make_config)
+    assert_matches_hand(results, "im_seed0", checkpoint_logits(path, images), labels)
+
+    model = results["models"]["im_seed0"]
+    assert set(model["robustness"]) == set(TYPES) == set(model["confidence"])
+    assert results["robustness"]["levels"] == pytest.approx([0, 0.25, 0.5, 0.75, 1])
+    assert all(len(values) == 5 for values in model["robustness"].values())
+    assert all(len(values) == 11 and all(0 <= value <= 1 for value in values) for values in model["confidence"].values())
+    assert results["confidence"]["num_images"] == int((labels == 0).sum())
+    assert sum(model["reliability"]["count"]) == len(labels)
+    plots = {path.name for path in (output / "plots").iterdir()}
+    assert {"clean_metrics.png", "reliability_im_seed0.png", "robustness_model_im_seed0.png",
+            "confidence_model_im_seed0.png", "confidence_heatmap_mosaic.png"} <= plots
+    assert {f"{part}_{kind}.png" for part in ("robustness", "confidence") for kind in TYPES} <= plots
+    rows = (output / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(METRICS) + 4 * 5 + 4 * 11
+
+
+def test_sweep_folder_evaluates_every_run_side_by_side(make_config, sweep, tmp_path):
+    # fewer levels than the default keep this three-model test quick
+    results = run_evaluation(make_config, f"ckpt={sweep}", "robustness.levels=3", "confidence.levels=3")
+    assert list(results["models"]) == ["hard_seed0", "im_seed0", "im_seed1"]
+    images, labels = synthetic_test_set(make_config)
+    for name, run in zip(results["models"], ("0_hard_all_seed0", "1_im_all_seed0", "2_im_all_seed1")):
+        assert results["models"][name]["checkpoint"] == str(best(sweep, run))
+        assert_matches_hand(results, name, checkpoint_logits(best(sweep, run), images), labels)
+
+    im = results["aggregate"]["im"]
+    assert im["models"] == ["im_seed0", "im_seed1"] and results["aggregate"]["hard"]["n"] == 1
+    pair = [results["models"][name]["clean"]["top1"] for name in im["models"]]
+    assert im["clean"]["top1"]["mean"] == pytest.approx(sum(pair) / 2)
+    assert im["clean"]["top1"]["std"] == pytest.approx(abs(pair[0] - pair[1]) / 2 ** 0.5)
+    assert len(im["robustness"]["blur"]["mean"]) == 3 and len(im["confidence"]["mosaic"]["std"]) == 3
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "mean ± std over seeds" in summary and "im_seed1" in summary
+
+    # the same seeded degradations whether a model is evaluated alone or next to others
+    alone = run_evaluation(make_config, f"ckpt={sweep / '2_im_all_seed1'}", "names=[solo]", "plots=false",
+                           "robustness.levels=3", "confidence.levels=3")
+    assert alone["models"]["solo"]["robustness"] == results["models"]["im_seed1"]["robustness"]
+    assert alone["models"]["solo"]["confidence"] == results["models"]["im_seed1"]["confidence"]
+
+
+def test_subset_uses_the_first_test_images(make_config, sweep):
+    path = best(sweep, "0_hard_all_seed0")
+    results = run_evaluation(make_config, f"ckpt=[{path}]", "subset=50", *QUICK)
+    assert results["evaluation"]["num_images"] == 50
+    images, labels = synthetic_test_set(make_config)
+    assert_matches_hand(results, "hard_seed0", checkpoint_logits(path, images[:50]), labels[:50])
+
+
+def test_reference_state_dict_loads_and_evaluates(make_config, sweep, tmp_path):
+    checkpoint = torch.load(best(sweep, "0_hard_all_seed0"), map_location="cpu", weights_only=True)
+    state = {key[4:]: value for key, value in checkpoint["state_dict"].items() if key.startswith("net.")}
+    path = tmp_path / "reference_hard.pth"
+    torch.save({"model_state_dict": state, "epoch": 99}, path)
+    results = run_evaluation(make_config, f"ckpt={path}", *QUICK)
+    assert results["models"]["reference_hard"]["strategy"] == "reference_hard"
+    net = ResNet18(num_classes=10, width=8)
+    net.load_state_dict(state)
+    images, labels = synthetic_test_set(make_config)
+    assert_matches_hand(results, "reference_hard", hand_logits(net, cifar100.MEAN, cifar100.STD, images), labels)
+
+
+def broken_checkpoints(sweep, folder):
+    """(path, expected words in the message) for each way a checkpoint can be wrong."""
+    source = best(sweep, "0_hard_all_seed0")
+    truncated = folder / "truncated.ckpt"
+    truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    text = folder / "notes.ckpt"
+    text.write_text("not a checkpoint")
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    checkpoint["infomatch_config"]["model"]["width"] = 16
+    mismatched = folder / "mismatched.ckpt"
+    torch.save(checkpoint, mismatched)
+    return [(folder / "missing.ckpt", "no such checkpoint"), (truncated, "not a readable"),
+            (text, "not a readable"), (mismatched, "width=16"), (folder, "neither checkpoints/")]
+
+
+def test_broken_checkpoints_raise_checkpoint_error_naming_the_file(make_config, sweep, tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for path, words in broken_checkpoints(sweep, folder):
+        with pytest.raises(CheckpointError) as error:
+            run_evaluation(make_config, f"ckpt={path}")
+        assert str(path) in str(error.value) and words in str(error.value)
+
+
+def test_wrong_number_of_classes_is_a_checkpoint_error(make_config, sweep):
+    with pytest.raises(CheckpointError, match="predicts 10 classes"):
+        evaluate(make_config("data=synthetic", "data.train_size=64", "data.test_size=64", "data.val_size=32",
+                             f"ckpt={best(sweep, '0_hard_all_seed0')}", config_name="evaluate"))
+
+
+def run_entry_point(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "evaluate.py"), *DATA, f"paths.log_dir={tmp_path}/outputs", *overrides]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_entry_point(sweep, tmp_path):
+    run = tmp_path / "run_folder"
+    shutil.copytree(sweep / "1_im_all_seed0", run)
+    result = run_entry_point(tmp_path, f"ckpt={run}", "subset=32", *QUICK)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = list((tmp_path / "outputs" / "eval").glob("*/metrics.json"))
+    assert len(outputs) == 1 and "im_seed0" in json.loads(outputs[0].read_text())["models"]
+
+    missing = tmp_path / "nowhere.ckpt"
+    result = run_entry_point(tmp_path, f"ckpt={missing}")
+    assert result.returncode != 0
+    assert str(missing) in result.stderr and "Traceback" not in result.stderr
