@@ -7,6 +7,9 @@ random 32x32 batches with all four degradations mixed; the two are timed in alte
 the best round of each is reported, which keeps a busy machine from favouring either side.
 
     PYTHONPATH=src python benchmarks/bench_degrade_nmi.py --batch 256 --batches 10 --threads 2
+    PYTHONPATH=src python benchmarks/bench_degrade_nmi.py --device cuda --batches 200   # batched side on the GPU
+
+The per-image side always runs on the CPU, as the reference's DataLoader workers do.
 
 On CPU the batched stage allocates a few large temporaries per batch; glibc hands such blocks back to
 the OS and re-faults them, which can dominate in VMs. Running with
@@ -18,11 +21,11 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import time
 
 import torch
 import torchvision.transforms.functional as TF
 
+from common import Stopwatch
 from infomatch.augment import DEGRADATIONS, Degrader
 from infomatch.targets import InformationMatching
 
@@ -101,11 +104,11 @@ def batched_stage(images, labels, degrader, strategy, generator):
     return degraded, targets, epsilon
 
 
-def throughput(stage, batches) -> float:
-    start = time.perf_counter()
-    for batch in batches:
-        stage(*batch)
-    return len(batches) * batches[0][0].shape[0] / (time.perf_counter() - start)
+def throughput(stage, batches, device: torch.device) -> float:
+    with Stopwatch(device) as watch:
+        for batch in batches:
+            stage(*batch)
+    return len(batches) * batches[0][0].shape[0] / watch.seconds
 
 
 def main() -> None:
@@ -116,7 +119,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="where the batched pipeline runs (cpu or cuda)")
     args = parser.parse_args()
+    device = torch.device(args.device)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -126,26 +131,29 @@ def main() -> None:
         return torch.rand(args.batch, 3, 32, 32), torch.randint(NUM_CLASSES, (args.batch,))
 
     degrader, strategy = Degrader(), InformationMatching(EPS_MAX, BINS)
-    generator = torch.Generator().manual_seed(args.seed)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
 
     def batched(images, labels):
         return batched_stage(images, labels, degrader, strategy, generator)
 
     batches = [make_batch() for _ in range(max(args.batches, args.reference_batches))]
-    batched(*batches[0])  # warm-up
+    # the batched pipeline gets its input where training has it: already on the device
+    device_batches = [(images.to(device), labels.to(device)) for images, labels in batches]
+    batched(*device_batches[0])  # warm-up
     rates = {"batched": 0.0, "per-image": 0.0}
     for _ in range(args.rounds):
-        rates["batched"] = max(rates["batched"], throughput(batched, batches[:args.batches]))
-        rates["per-image"] = max(rates["per-image"], throughput(per_image_stage, batches[:args.reference_batches]))
+        rates["batched"] = max(rates["batched"], throughput(batched, device_batches[:args.batches], device))
+        rates["per-image"] = max(rates["per-image"],
+                                 throughput(per_image_stage, batches[:args.reference_batches], torch.device("cpu")))
 
     # same method: the per-image NMI on the batched pipeline's own degraded images gives the same epsilon
     images, labels = batches[0]
-    degraded, _, epsilon = batched(images, labels)
+    degraded, _, epsilon = (t.cpu() for t in batched(*device_batches[0]))
     reference_eps = torch.tensor([min(max(1 - nmi_one(a, b), 0.0), EPS_MAX) for a, b in zip(images, degraded)])
     disagreement = (epsilon - reference_eps).abs().max().item()
 
-    print(f"degrade + NMI + IM targets, {args.batch} x 3 x 32 x 32, all four degradations, "
-          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, best of {args.rounds} rounds")
+    print(f"degrade + NMI + IM targets, {args.batch} x 3 x 32 x 32, all four degradations, batched on {device}, "
+          f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, best of {args.rounds} rounds")
     print("| pipeline  | images/s | ms/batch |")
     print("|-----------|---------:|---------:|")
     for name, rate in rates.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 import pytest
+import torch
 from hydra.utils import instantiate
 
 from conftest import CONFIGS
@@ -45,7 +46,7 @@ def test_model_options(make_config, option):
 
 @pytest.mark.parametrize("option", options("trainer"))
 def test_trainer_options(make_config, option):
-    if option == "gpu":
+    if option == "gpu" and not torch.cuda.is_available():
         pytest.skip("needs a GPU")
     trainer_cfg = make_config(f"trainer={option}").trainer
     trainer = instantiate(trainer_cfg, precision=resolve_precision(trainer_cfg), logger=False, enable_checkpointing=False)

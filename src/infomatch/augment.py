@@ -74,6 +74,10 @@ def _separable(x: Tensor, along_height: Tensor, along_width: Tensor) -> Tensor:
     A separable per-image linear filter (blur, block mean) whose (B, n, n) operators hold M[b, src, dst],
     the weight of input pixel src in output pixel dst along one axis.
     """
+    if x.is_cuda and x.dtype != torch.float64:
+        # GPUs may run float32 matmuls in TF32 (set_float32_matmul_precision("high")), whose rounding
+        # would move pixels across NMI bins; float64 keeps the filter exact at negligible cost
+        return _separable(x.double(), along_height.double(), along_width.double()).to(x.dtype)
     batch, _, _, width = x.shape
     filtered_rows = torch.bmm(x.reshape(batch, -1, width), along_width).view(x.shape)
     return torch.matmul(along_height.transpose(1, 2)[:, None], filtered_rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +98,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                      callbacks=build_callbacks(cfg), logger=build_loggers(cfg),
                                      plugins=[AtomicCheckpointIO()])
 
+    fit_start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     except FloatingPointError as error:
         last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback is not None else ""
         kept = f"The last good checkpoint is kept: {last}." if last else "No checkpoint had been written yet."
         raise FloatingPointError(f"{error} {kept}") from error
-    results: dict[str, Any] = {"val": _plain(trainer.callback_metrics), "epochs": trainer.current_epoch}
+    results: dict[str, Any] = {"val": _plain(trainer.callback_metrics), "epochs": trainer.current_epoch,
+                               "fit_seconds": time.perf_counter() - fit_start}
     results["val"] = {name: value for name, value in results["val"].items() if name.startswith("val/")}
 
     checkpoint = trainer.checkpoint_callback
