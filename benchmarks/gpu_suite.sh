@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# All GPU figures of docs/benchmarks.md in one go (about 5 minutes on one H100):
+# All GPU figures of docs/benchmarks.md in one go (under 3 minutes on one H100):
 #   bash benchmarks/gpu_suite.sh [log folder, default outputs/gpu_suite]
 # The epoch timing trains on generated data of CIFAR-100's size (45,000 training images after the
 # 5,000-image validation split), so it needs no download; seconds per epoch do not depend on content.
