@@ -38,10 +38,14 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return [_row(header), _row(["---"] * len(header)), *map(_row, rows), ""]
 
 
+def _number(value: float, scale: float) -> str:
+    """Percentages with 2 decimals, other metrics with 4."""
+    return f"{value * scale:.{2 if scale == 100 else 4}f}"
+
+
 def _pm(stats: dict, scale: float) -> str:
-    mean = stats["mean"] * scale
-    digits = 2 if scale == 100 else 4
-    return f"{mean:.{digits}f}" if stats["std"] is None else f"{mean:.{digits}f} ± {stats['std'] * scale:.{digits}f}"
+    mean = _number(stats["mean"], scale)
+    return mean if stats["std"] is None else f"{mean} ± {_number(stats['std'], scale)}"
 
 
 def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
@@ -55,7 +59,7 @@ def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
              "## Clean test set", ""]
     lines += _table(["model", "strategy", "seed", *(label for _, label, _ in CLEAN_COLUMNS), "checkpoint"],
                     [[name, model["strategy"], "–" if model["seed"] is None else model["seed"],
-                      *(f"{model['clean'][key] * scale:.{2 if scale == 100 else 4}f}" for key, _, scale in CLEAN_COLUMNS),
+                      *(_number(model["clean"][key], scale) for key, _, scale in CLEAN_COLUMNS),
                       f"`{model['checkpoint']}`"] for name, model in models.items()])
     if aggregated:
         lines += ["## Per strategy, mean ± std over seeds", ""]
