@@ -11,9 +11,9 @@ the best round of each is reported, which keeps a busy machine from favouring ei
 
 The per-image side always runs on the CPU, as the reference's DataLoader workers do.
 
-On CPU the batched stage allocates a few large temporaries per batch; glibc hands such blocks back to
-the OS and re-faults them, which can dominate in VMs. Running with
-MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=100000000000 shows the cost without that.
+On CPU the batched stage allocates a few large temporaries per batch; by default glibc hands such
+blocks back to the OS and re-faults them, which can dominate in VMs. Like train.py, the benchmark keeps
+freed memory (infomatch.memory); --default-malloc measures glibc's default behaviour.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import random
 import torch
 import torchvision.transforms.functional as TF
 
-from common import Stopwatch
+from common import Stopwatch, add_malloc_flag, set_up_malloc
 from infomatch.augment import DEGRADATIONS, Degrader
 from infomatch.targets import InformationMatching
 
@@ -120,7 +120,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="where the batched pipeline runs (cpu or cuda)")
+    add_malloc_flag(parser)
     args = parser.parse_args()
+    malloc = set_up_malloc(args)
     device = torch.device(args.device)
 
     torch.set_num_threads(args.threads)
@@ -153,7 +155,7 @@ def main() -> None:
     disagreement = (epsilon - reference_eps).abs().max().item()
 
     print(f"degrade + NMI + IM targets, {args.batch} x 3 x 32 x 32, all four degradations, batched on {device}, "
-          f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, best of {args.rounds} rounds")
+          f"{torch.get_num_threads()} CPU thread(s), {malloc}, torch {torch.__version__}, best of {args.rounds} rounds")
     print("| pipeline  | images/s | ms/batch |")
     print("|-----------|---------:|---------:|")
     for name, rate in rates.items():

@@ -16,7 +16,7 @@ import time
 import lightning as L
 import torch
 
-from common import autocast, build_module, default_precision, random_batches, synchronize
+from common import add_malloc_flag, autocast, build_module, default_precision, random_batches, set_up_malloc, synchronize
 from infomatch.losses import soft_cross_entropy
 
 
@@ -74,7 +74,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default=None, help="default: bf16-mixed on GPU, 32-true on CPU")
+    add_malloc_flag(parser)
     args = parser.parse_args()
+    malloc = set_up_malloc(args)
     device = torch.device(args.device)
     precision = args.precision or default_precision(device)
     batches = random_batches(args.warmup + args.steps, args.batch)
@@ -86,7 +88,7 @@ def main() -> None:
         seconds["lightning"] += lightning_seconds(args.width, batches, args.warmup, device, precision)
     images = args.batch * args.steps * args.rounds
     bare, lightning = images / seconds["bare"], images / seconds["lightning"]
-    print(f"device={device} precision={precision} width={args.width} batch={args.batch} timed steps={args.steps}x{args.rounds}")
+    print(f"device={device} precision={precision} {malloc} width={args.width} batch={args.batch} timed steps={args.steps}x{args.rounds}")
     print(f"{'loop':>9} | {'img/s':>7}")
     print(f"{'bare':>9} | {bare:>7.0f}")
     print(f"{'lightning':>9} | {lightning:>7.0f}")

@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from common import Stopwatch, autocast, build_module, default_precision, random_batches
+from common import Stopwatch, add_malloc_flag, autocast, build_module, default_precision, random_batches, set_up_malloc
 from infomatch.losses import soft_cross_entropy
 from infomatch.targets import one_hot
 
@@ -53,11 +53,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default=None, help="default: bf16-mixed on GPU, 32-true on CPU")
+    add_malloc_flag(parser)
     args = parser.parse_args()
+    malloc = set_up_malloc(args)
     device = torch.device(args.device)
     precision = args.precision or default_precision(device)
     batches = random_batches(args.steps, args.batch)
-    print(f"device={device} precision={precision} threads={torch.get_num_threads()} batch={args.batch} steps/round={args.steps} rounds={args.rounds}")
+    print(f"device={device} precision={precision} {malloc} threads={torch.get_num_threads()} batch={args.batch} steps/round={args.steps} rounds={args.rounds}")
     print(f"{'width':>5} | {'stage off img/s':>15} | {'stage on img/s':>14} | {'stage cost':>10} | {'stage alone img/s':>17}")
     for width in args.widths:
         module = build_module(width, degrade=True).to(device).train()

@@ -8,6 +8,7 @@ import torch
 
 from infomatch.augment import Degrader
 from infomatch.data.loading import batch_loader
+from infomatch.memory import keep_freed_memory
 from infomatch.models import ResNet18
 from infomatch.module import InfoMatchModule
 from infomatch.targets import InformationMatching
@@ -56,3 +57,14 @@ class Stopwatch:
     def __exit__(self, *exc) -> None:
         synchronize(self.device)
         self.seconds = time.perf_counter() - self.start
+
+
+def add_malloc_flag(parser) -> None:
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc thresholds alone (train.py and evaluate.py raise them)")
+
+
+def set_up_malloc(args) -> str:
+    """Apply the malloc setting training uses unless --default-malloc; returns a label for the printed header."""
+    kept = not args.default_malloc and keep_freed_memory()
+    return "malloc=keep-freed" if kept else "malloc=glibc-default"

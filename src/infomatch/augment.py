@@ -18,13 +18,18 @@ from torch import Tensor
 DEGRADATIONS = ("diffusion", "blur", "dropout", "mosaic")
 
 
+def wide_dtype(device: torch.device) -> torch.dtype:
+    """float64, or float32 on MPS, which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def wide_float(t: Tensor) -> Tensor:
-    """``t`` in float64 (float32 on MPS, which has no float64).
+    """``t`` in the widest float its device has.
 
     Integer decisions (timestep, kernel size, block size, kept patches) are taken in float64 so they
     agree with the reference, which computes them from Python floats.
     """
-    return t.to(torch.float32 if t.device.type == "mps" else torch.float64)
+    return t.to(wide_dtype(t.device))
 
 
 @lru_cache(maxsize=16)
@@ -186,13 +191,17 @@ def apply_degradations(
         "dropout": lambda images, levels: dropout(images, levels, dropout_patch, generator),
         "mosaic": mosaic,
     }
-    out = x.clone()
-    for index, name in enumerate(DEGRADATIONS):
-        selected = (types == index).nonzero().squeeze(1)
-        if selected.numel():
-            degraded = functions[name](x.index_select(0, selected), level.index_select(0, selected))
-            out.index_copy_(0, selected, degraded)
-    return out
+    # group the batch by type (a stable sort keeps each group in batch order) so that every group is
+    # one contiguous slice; the group sizes cost a single host sync for the whole batch
+    order = types.argsort(stable=True)
+    type_ids = torch.arange(-1, len(DEGRADATIONS), device=types.device)
+    sizes = (types[:, None] == type_ids).sum(dim=0).tolist()
+    image_groups = x.index_select(0, order).split(sizes)
+    level_groups = level.index_select(0, order).split(sizes)
+    pieces = [image_groups[0]]  # type -1: unchanged
+    for name, images, levels in zip(DEGRADATIONS, image_groups[1:], level_groups[1:]):
+        pieces.append(functions[name](images, levels) if images.shape[0] else images)
+    return torch.empty_like(x).index_copy_(0, order, torch.cat(pieces))
 
 
 class Degrader:

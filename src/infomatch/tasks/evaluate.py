@@ -16,6 +16,7 @@ from infomatch.evaluation import aggregate, report
 from infomatch.evaluation.clean import clean_metrics, predict, reliability_bins
 from infomatch.evaluation.degraded import correct, curves_by_model, degradation_curves, true_class_probability
 from infomatch.evaluation.loading import CheckpointError, EvaluationError, LoadedModel, load_models
+from infomatch.memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise CheckpointError("no checkpoint given: python evaluate.py ckpt=path/to/checkpoint.ckpt "
                               "(a .ckpt file, a run folder or a sweep folder; ckpt=[a,b] for several)")
     _check_options(cfg)
+    keep_freed_memory()
     models = load_models(paths, _as_list(cfg.names))
     datamodule = instantiate(cfg.data)
     datamodule.setup("test")

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
 from infomatch.data.cifar100 import DatasetError
+from infomatch.memory import keep_freed_memory
 from infomatch.module import InfoMatchModule
 from infomatch.validation import ConfigError, check_new_output, check_resume, validate_train_config
 
@@ -92,6 +93,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
+    keep_freed_memory()
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)
     trainer: L.Trainer = instantiate(cfg.trainer, precision=resolve_precision(cfg.trainer),
