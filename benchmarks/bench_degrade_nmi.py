@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="where the batched pipeline runs (cpu or cuda)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print the batched stage's most expensive operators (torch.profiler)")
     add_malloc_flag(parser)
     args = parser.parse_args()
     malloc = set_up_malloc(args)
@@ -162,6 +164,23 @@ def main() -> None:
         print(f"| {name:<9} | {rate:8.0f} | {1000 * args.batch / rate:8.1f} |")
     print(f"speed-up: {rates['batched'] / rates['per-image']:.0f}x; "
           f"max |eps batched - eps per-image NMI| = {disagreement:.1e}")
+    if args.profile:
+        print_profile(batched, device_batches[:args.batches])
+
+
+def print_profile(stage, batches) -> None:
+    """Self time per operator, per batch: which kernels a faster stage would have to fuse or drop."""
+    with torch.profiler.profile() as profiler:
+        for batch in batches:
+            stage(*batch)
+    averages = sorted(profiler.key_averages(), key=lambda event: event.self_device_time_total + event.self_cpu_time_total,
+                      reverse=True)
+    print(f"\nmost expensive operators of the batched stage (self time per batch of {batches[0][0].shape[0]}):")
+    print("| operator | ms/batch | calls/batch |")
+    print("|---|---:|---:|")
+    for event in averages[:12]:
+        milliseconds = (event.self_device_time_total + event.self_cpu_time_total) / 1000 / len(batches)
+        print(f"| {event.key} | {milliseconds:.2f} | {event.count / len(batches):.0f} |")
 
 
 if __name__ == "__main__":
