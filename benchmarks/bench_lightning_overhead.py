@@ -4,17 +4,22 @@
     python benchmarks/bench_lightning_overhead.py --width 64 --batch 512
 
 Both train the same InfoMatchModule on the same in-memory uint8 batches with every degradation and
-IM targets on; Lightning runs with the default logging and progress bar (no validation or checkpoints,
-so that only the loop itself is compared). The first batches are warm-up and not timed.
+IM targets on; Lightning runs with the progress bar and logging interval that train.py takes from
+configs/ (no validation or checkpoints, so that only the loop itself is compared).
+--lightning-defaults uses Lightning's own defaults instead (a rich progress bar redrawn every step).
+The first batches are warm-up and not timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 from common import add_malloc_flag, autocast, build_module, default_precision, random_batches, set_up_malloc, synchronize
 from infomatch.losses import soft_cross_entropy
@@ -35,12 +40,25 @@ class TimeAfterWarmup(L.Callback):
         self.seconds = time.perf_counter() - self.start
 
 
-def lightning_seconds(width, batches, warmup, device, precision) -> float:
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def training_loop_settings(lightning_defaults: bool) -> tuple[list[L.Callback], dict]:
+    """The progress bar and logging interval of train.py's trainer, read from configs/."""
+    if lightning_defaults:
+        return [], {}
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("train")
+    return [instantiate(cfg.callbacks.progress_bar)], {"log_every_n_steps": cfg.trainer.log_every_n_steps}
+
+
+def lightning_seconds(width, batches, warmup, device, precision, lightning_defaults: bool) -> float:
     module = build_module(width, degrade=True)
     timer = TimeAfterWarmup(warmup, device)
+    callbacks, settings = training_loop_settings(lightning_defaults)
     trainer = L.Trainer(accelerator=device.type, devices=1, max_epochs=1, precision=precision,
                         limit_val_batches=0, enable_checkpointing=False, logger=L.pytorch.loggers.CSVLogger("/tmp/bench_logs"),
-                        callbacks=[timer], enable_model_summary=False, log_every_n_steps=20)
+                        callbacks=[timer, *callbacks], enable_model_summary=False, **settings)
     trainer.fit(module, train_dataloaders=batches)
     return timer.seconds
 
@@ -74,6 +92,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default=None, help="default: bf16-mixed on GPU, 32-true on CPU")
+    parser.add_argument("--lightning-defaults", action="store_true",
+                        help="Lightning's default progress bar and logging instead of train.py's")
     add_malloc_flag(parser)
     args = parser.parse_args()
     malloc = set_up_malloc(args)
@@ -85,10 +105,12 @@ def main() -> None:
         L.seed_everything(0, verbose=False)
         seconds["bare"] += bare_seconds(args.width, batches, args.warmup, device, precision)
         L.seed_everything(0, verbose=False)
-        seconds["lightning"] += lightning_seconds(args.width, batches, args.warmup, device, precision)
+        seconds["lightning"] += lightning_seconds(args.width, batches, args.warmup, device, precision,
+                                                  args.lightning_defaults)
     images = args.batch * args.steps * args.rounds
     bare, lightning = images / seconds["bare"], images / seconds["lightning"]
-    print(f"device={device} precision={precision} {malloc} width={args.width} batch={args.batch} timed steps={args.steps}x{args.rounds}")
+    loop = "lightning-defaults" if args.lightning_defaults else "train.py-progress-bar-and-logging"
+    print(f"device={device} precision={precision} {malloc} {loop} width={args.width} batch={args.batch} timed steps={args.steps}x{args.rounds}")
     print(f"{'loop':>9} | {'img/s':>7}")
     print(f"{'bare':>9} | {bare:>7.0f}")
     print(f"{'lightning':>9} | {lightning:>7.0f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -37,6 +38,16 @@ def test_one_epoch_writes_checkpoints_and_metrics(make_config, tmp_path):
     best = [name for name in checkpoints if name.startswith("best_epoch")]
     assert len(best) == 1 and "=" not in best[0] and "," not in best[0]
     assert (run_dir / "csv" / "metrics.csv").is_file()
+
+
+def test_epoch_means_of_training_accuracy_and_epsilon_are_logged(make_config, tmp_path):
+    train(make_config("debug=fast", "labels=ls", "labels.epsilon=0.1", "trainer.max_epochs=2"))
+    with open(tmp_path / "run" / "csv" / "metrics.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("train/epsilon")]
+    assert [int(row["epoch"]) for row in rows] == [0, 1]
+    for row in rows:
+        assert float(row["train/epsilon"]) == pytest.approx(0.1)  # every sample got the fixed epsilon
+        assert 0 <= float(row["train/top1"]) <= 1
 
 
 def test_learns_synthetic_classes(make_config):
