@@ -51,8 +51,9 @@ def test_nmi_of_identical_images_is_one():
     torch.testing.assert_close(nmi(x, x), torch.ones(6), atol=1e-6, rtol=0)
 
 
-def test_nmi_constant_channels_follow_sklearn():
-    a, b = rand(4, 3, 32, 32, seed=0), rand(4, 3, 32, 32, seed=1)
+@pytest.mark.parametrize("size", [(32, 32), (40, 24), (7, 11)])  # pixel counts that are not powers of two too
+def test_nmi_constant_channels_follow_sklearn(size):
+    a, b = rand(4, 3, *size, seed=0), rand(4, 3, *size, seed=1)
     a[0], b[0] = 0.3, 0.3  # both constant: identical information -> 1
     a[1], b[1] = 0.3, 0.8  # both constant, different values -> still 1
     a[2] = 0.5  # only one constant: no shared information -> 0

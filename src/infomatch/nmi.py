@@ -25,11 +25,6 @@ def quantize(x: Tensor, bins: int = 64) -> Tensor:
     return (x.float() * (bins - 1)).clamp_(0, bins - 1).floor_()
 
 
-def _entropy(counts: Tensor, total: int) -> Tensor:
-    p = wide_float(counts) / total
-    return -torch.where(p > 0, p * p.log(), 0).sum(dim=-1)
-
-
 def nmi(a: Tensor, b: Tensor, bins: int = 64) -> Tensor:
     """(B,) float32 NMI between the (B, C, H, W) batches ``a`` and ``b`` (values in [0, 1])."""
     if not 2 <= bins <= MAX_BINS:
@@ -46,15 +41,17 @@ def nmi(a: Tensor, b: Tensor, bins: int = 64) -> Tensor:
     joint = torch.zeros(rows, bins * bins, dtype=count_dtype, device=a.device).scatter_add_(1, key, ones)
     # marginals: summing the joint histogram is cheaper than two more scatter passes over the pixels
     joint_2d = joint.view(rows, bins, bins)
-    count_a, count_b = joint_2d.sum(dim=2, dtype=count_dtype), joint_2d.sum(dim=1, dtype=count_dtype)
-    # sum over occupied bins of n log n == sum over pixels of log n at the pixel's own bin: one gather
-    # per pixel instead of bins^2 logs; float32 logs of integers are accurate to 1e-7 relative, and
-    # the float64 sum keeps the total exact enough for the NMI tests
+    counts = torch.stack((joint_2d.sum(dim=2, dtype=count_dtype), joint_2d.sum(dim=1, dtype=count_dtype)))
+    # from probabilities, not counts: a constant channel (p = 1) then has entropy exactly 0
+    probabilities = wide_float(counts) / pixels
+    entropy_a, entropy_b = -torch.xlogy(probabilities, probabilities).sum(dim=-1)
+    # for the joint histogram, sum over occupied bins of n log n == sum over pixels of log n at the
+    # pixel's own bin: one gather per pixel instead of bins^2 logs; float32 logs of integers are
+    # accurate to 1e-7 relative, and the float64 sum keeps the total exact enough for the NMI tests
     log_count_sum = joint.gather(1, key).float().log_().sum(dim=1, dtype=wide_dtype(a.device))
     joint_entropy = math.log(pixels) - log_count_sum / pixels
-    entropy_a, entropy_b = _entropy(count_a, pixels), _entropy(count_b, pixels)
     # I = H1 + H2 - H12 == sum p log(p / (p1 p2)); clamp rounding below 0, as scikit-learn does
-    mutual_information = (entropy_a + entropy_b - joint_entropy).clamp(min=0)
     entropy_sum = entropy_a + entropy_b
+    mutual_information = (entropy_sum - joint_entropy).clamp(min=0)
     per_channel = torch.where(entropy_sum > 0, 2 * mutual_information / entropy_sum, 1.0)
     return per_channel.view(batch, channels).mean(dim=1).float()
