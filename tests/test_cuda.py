@@ -39,7 +39,7 @@ def test_deterministic_degradations_match_cpu(degrade, tf32_matmuls):
 def test_nmi_matches_cpu():
     x, level = batch()
     degraded = blur(x, level)
-    # identical histograms; only the last bit of a float64 log may differ between devices
+    # identical histograms; only the last bits of the float32 logs of counts may differ between devices
     torch.testing.assert_close(nmi(x.cuda(), degraded.cuda()).cpu(), nmi(x, degraded), atol=1e-6, rtol=0)
 
 
