@@ -28,6 +28,7 @@ def rand(*shape, seed=0):
 def test_quantize_bins():
     x = torch.tensor([0.0, 0.5, 1 / 63 - 1e-6, 1 / 63 + 1e-6, 0.999, 1.0, 1.5, -0.2])
     assert quantize(x, 64).tolist() == [0, 31, 0, 1, 62, 63, 63, 0]
+    assert quantize(x, 64).dtype == torch.float32  # whole numbers, cast to int64 once in nmi()
 
 
 @pytest.mark.parametrize("bins", [16, 64])

@@ -19,6 +19,11 @@ from infomatch.augment import wide_dtype, wide_float
 MAX_BINS = 4096  # joint bin indices up to MAX_BINS**2 are whole numbers that float32 holds exactly
 
 
+def check_bins(bins: int) -> None:
+    if not 2 <= bins <= MAX_BINS:
+        raise ValueError(f"bins must be in [2, {MAX_BINS}], got {bins}")
+
+
 def quantize(x: Tensor, bins: int = 64) -> Tensor:
     """Bin index floor(x * (bins - 1)), clamped to [0, bins - 1], as whole float32 numbers
     (float arithmetic on bin indices is exact and cheaper than int64 on CPU)."""
@@ -27,8 +32,7 @@ def quantize(x: Tensor, bins: int = 64) -> Tensor:
 
 def nmi(a: Tensor, b: Tensor, bins: int = 64) -> Tensor:
     """(B,) float32 NMI between the (B, C, H, W) batches ``a`` and ``b`` (values in [0, 1])."""
-    if not 2 <= bins <= MAX_BINS:
-        raise ValueError(f"bins must be in [2, {MAX_BINS}], got {bins}")
+    check_bins(bins)
     batch, channels = a.shape[:2]
     rows = batch * channels
     pixels = math.prod(a.shape[2:])

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from infomatch.nmi import MAX_BINS, nmi
+from infomatch.nmi import check_bins, nmi
 
 SPREADS = ("all", "others")
 
@@ -88,8 +88,7 @@ class InformationMatching:
     def __post_init__(self) -> None:
         if not 0.0 <= self.eps_max <= 1.0:
             raise ValueError(f"eps_max must be in [0, 1], got {self.eps_max}")
-        if not 2 <= self.bins <= MAX_BINS:
-            raise ValueError(f"bins must be in [2, {MAX_BINS}], got {self.bins}")
+        check_bins(self.bins)
         _check_spread(self.spread)
 
     def __call__(self, clean: Tensor, degraded: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
