@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from infomatch.augment import DEGRADATIONS
+from infomatch.nmi import MAX_BINS
 from infomatch.run_folders import resumed_run_dir
 from infomatch.targets import SPREADS
 
@@ -43,7 +44,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("seed", lambda value: _is_int(value) and 0 <= value < 2**32, "must be an integer in [0, 2**32)"),
     ("labels.epsilon", lambda value: _is_number(value) and 0 <= value < 1, "must be a number in [0, 1)"),
     ("labels.eps_max", lambda value: _is_number(value) and 0 <= value <= 1, "must be a number in [0, 1]"),
-    ("labels.bins", *_integer_at_least(2)),
+    ("labels.bins", lambda value: _is_int(value) and 2 <= value <= MAX_BINS, f"must be an integer in [2, {MAX_BINS}]"),
     ("labels.spread", lambda value: value in SPREADS, f"must be one of: {', '.join(SPREADS)}"),
     ("augment.types", lambda value: all(name in DEGRADATIONS for name in value),
      f"may only list: {', '.join(DEGRADATIONS)}"),
