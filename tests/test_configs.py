@@ -11,7 +11,9 @@ from conftest import CONFIGS
 from infomatch.augment import Degrader
 from infomatch.data import InMemoryDataModule
 from infomatch.models import ResNet18
-from infomatch.tasks.train import build_callbacks, build_loggers, resolve_precision
+import infomatch.tasks.train
+from infomatch.tasks.train import (build_callbacks, build_loggers, cpu_has_native_bf16,
+                                    lightning_trainer_config, resolve_precision)
 
 
 def options(group: str) -> list[str]:
@@ -49,14 +51,25 @@ def test_trainer_options(make_config, option):
     if option == "gpu" and not torch.cuda.is_available():
         pytest.skip("needs a GPU")
     trainer_cfg = make_config(f"trainer={option}").trainer
-    trainer = instantiate(trainer_cfg, precision=resolve_precision(trainer_cfg), logger=False, enable_checkpointing=False)
+    trainer = instantiate(lightning_trainer_config(trainer_cfg), logger=False, enable_checkpointing=False)
     assert isinstance(trainer, L.Trainer)
+    assert trainer.precision == resolve_precision(trainer_cfg)
 
 
-def test_auto_precision_is_bf16_only_on_gpu(make_config):
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_auto_precision_is_bf16_on_gpus_and_on_cpus_with_native_bf16(make_config, monkeypatch, native_bf16):
+    monkeypatch.setattr(infomatch.tasks.train, "cpu_has_native_bf16", lambda: native_bf16)
     assert resolve_precision(make_config("trainer=gpu").trainer) == "bf16-mixed"
-    assert resolve_precision(make_config("trainer=cpu").trainer) == "32-true"
+    assert resolve_precision(make_config("trainer=cpu").trainer) == ("bf16-mixed" if native_bf16 else "32-true")
+    assert resolve_precision(make_config("trainer=cpu", "trainer.precision=32-true").trainer) == "32-true"
     assert resolve_precision(make_config("trainer=cpu", "trainer.precision=bf16-mixed").trainer) == "bf16-mixed"
+
+
+@pytest.mark.parametrize(("flags", "native"), [("fpu avx2 avx512f amx_bf16 amx_tile", True),
+                                               ("fpu avx2 avx512f avx512_bf16", True),
+                                               ("fpu avx2 avx512f avx512_vnni", False)])
+def test_native_bf16_is_read_from_the_cpu_flags(flags, native):
+    assert cpu_has_native_bf16(f"processor : 0\nflags\t\t: {flags}\n") is native
 
 
 @pytest.mark.parametrize("group", ["optimizer", "scheduler", "callbacks", "logger"])

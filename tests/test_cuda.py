@@ -10,6 +10,7 @@ import torch
 
 from infomatch.augment import DEGRADATIONS, apply_degradations, blur, crop_flip, diffusion, dropout, mosaic
 from infomatch.nmi import nmi
+from infomatch.batch import TrainingBatch
 from infomatch.targets import InformationMatching
 from infomatch.tasks.train import train
 
@@ -63,9 +64,11 @@ def test_mixed_stage_and_targets_on_cuda(tf32_matmuls):
     expected = apply_degradations(x, types, level, torch.Generator().manual_seed(0))
     torch.testing.assert_close(out.cpu()[deterministic], expected[deterministic], atol=1e-6, rtol=0)
     labels = torch.randint(100, (256,))
-    targets, epsilon = InformationMatching()(x.cuda(), out, labels.cuda(), 100)
+    on_gpu = TrainingBatch(x.cuda(), out, labels.cuda(), types.cuda(), level.cuda())
+    targets, epsilon = InformationMatching()(on_gpu, 100)
     assert torch.allclose(targets.sum(dim=1), torch.ones(256, device="cuda"))
-    torch.testing.assert_close(epsilon.cpu(), InformationMatching()(x, out.cpu(), labels, 100)[1], atol=1e-6, rtol=0)
+    on_cpu = TrainingBatch(x, out.cpu(), labels, types, level)
+    torch.testing.assert_close(epsilon.cpu(), InformationMatching()(on_cpu, 100)[1], atol=1e-6, rtol=0)
 
 
 def test_crop_flip_on_uint8_cuda():

@@ -26,7 +26,7 @@ import infomatch.module
 from conftest import CONFIGS, ROOT, compose_config
 from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
 from infomatch.data.cifar100 import DatasetError
-from infomatch.module import mix_seed
+from infomatch.seeding import mix_seed
 from infomatch.run_folders import claim_new_dir, hydra_subdir, register_resolvers, run_dir
 from infomatch.tasks.train import train
 from infomatch.validation import ConfigError, check_resume, validate_train_config

@@ -198,10 +198,14 @@ def apply_degradations(
     blur_sigma_max: float = 50.0,
     blur_kernel_max: int = 51,
     dropout_patch: int = 8,
+    grouping: tuple[Tensor, list[int]] | None = None,
 ) -> Tensor:
     """Degrade image i by DEGRADATIONS[types[i]] at level[i]; type -1 leaves it unchanged.
 
-    Random draws happen type by type in DEGRADATIONS order, each on that type's subset.
+    Random draws happen type by type in DEGRADATIONS order, each on that type's subset. ``grouping``
+    (order, sizes), when the caller knows it, says which images form each type's group: the images
+    order[:sizes[0]] are unchanged, the next sizes[1] get DEGRADATIONS[0], and so on. Without it the
+    batch is sorted by type, which costs one host sync to learn the group sizes.
     """
     functions = {
         "diffusion": lambda images, levels: diffusion(images, levels, generator),
@@ -211,9 +215,12 @@ def apply_degradations(
     }
     # group the batch by type (a stable sort keeps each group in batch order) so that every group is
     # one contiguous slice; the group sizes cost a single host sync for the whole batch
-    order = types.argsort(stable=True)
-    type_ids = torch.arange(-1, len(DEGRADATIONS), device=types.device)
-    sizes = (types[:, None] == type_ids).sum(dim=0).tolist()
+    if grouping is None:
+        order = types.argsort(stable=True)
+        type_ids = torch.arange(-1, len(DEGRADATIONS), device=types.device)
+        sizes = (types[:, None] == type_ids).sum(dim=0).tolist()
+    else:
+        order, sizes = grouping
     image_groups = x.index_select(0, order).split(sizes)
     level_groups = level.index_select(0, order).split(sizes)
     pieces = [image_groups[0]]  # type -1: unchanged
@@ -222,11 +229,29 @@ def apply_degradations(
     return torch.empty_like(x).index_copy_(0, order, torch.cat(pieces))
 
 
+SAMPLINGS = ("stratified", "iid")
+
+
+@lru_cache(maxsize=64)
+def _slot_types(sizes: tuple[int, ...], device: torch.device) -> Tensor:
+    """Type index (-1 = unchanged) of each slot of a stratified batch: sizes[0] slots of -1, then sizes[1] of 0, ..."""
+    return torch.repeat_interleave(torch.arange(-1, len(sizes) - 1), torch.tensor(sizes)).to(device)
+
+
 class Degrader:
     """Draws a degradation type (uniform over ``types``) and a level d ~ U(0, 1) per image and applies it.
 
     ``probability`` is the chance that an image is degraded at all; the others get type -1 and level 0.
     An empty ``types`` disables degradation.
+
+    ``sampling`` says how types are assigned within a batch:
+    - ``iid``: each image draws its type independently (the reference); the per-type group sizes are
+      random, so the device must report them to the host once per batch (a GPU sync).
+    - ``stratified`` (default): every batch holds fixed counts, round(B * probability) degraded images
+      split as evenly as possible over the types (the few left over go to types drawn at random), placed
+      at random positions. Each image's type is still uniform over ``types``, and its level is drawn as
+      before, so the distribution of (type, level, epsilon) over an epoch is the same; only the batch-to-batch
+      fluctuation of the per-type counts is gone. The counts are known on the host: no sync, fixed shapes.
     """
 
     def __init__(
@@ -236,6 +261,7 @@ class Degrader:
         blur_sigma_max: float = 50.0,
         blur_kernel_max: int = 51,
         dropout_patch: int = 8,
+        sampling: str = "stratified",
     ) -> None:
         if isinstance(types, str):  # a single name, e.g. from the command line augment.types=blur
             types = [types]
@@ -247,38 +273,75 @@ class Degrader:
             raise ValueError(f"probability must be in [0, 1], got {probability}")
         if blur_sigma_max < 0 or blur_kernel_max < 1 or dropout_patch < 1:
             raise ValueError("need blur_sigma_max >= 0, blur_kernel_max >= 1 and dropout_patch >= 1")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
         self.types = types
         self.probability = probability
         self.blur_sigma_max = blur_sigma_max
         self.blur_kernel_max = blur_kernel_max
         self.dropout_patch = dropout_patch
+        self.sampling = sampling
         self.enabled = bool(types) and probability > 0
         self._type_indices = torch.tensor([DEGRADATIONS.index(name) for name in types], dtype=torch.long)
 
     def __repr__(self) -> str:
         return (f"Degrader(types={list(self.types)}, probability={self.probability}, "
                 f"blur_sigma_max={self.blur_sigma_max}, blur_kernel_max={self.blur_kernel_max}, "
-                f"dropout_patch={self.dropout_patch})")
+                f"dropout_patch={self.dropout_patch}, sampling={self.sampling!r})")
 
-    def sample(
-        self, batch_size: int, device: torch.device | str, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """(types (B,) long, -1 = not degraded; level (B,) float in [0, 1))."""
+    def _stratified_sizes(self, batch_size: int, host_generator: torch.Generator | None) -> list[int]:
+        """Group sizes [unchanged, then one per DEGRADATIONS entry] of a stratified batch."""
+        degraded = round(batch_size * self.probability)
+        base, left_over = divmod(degraded, len(self.types))
+        sizes = [batch_size - degraded] + [0] * len(DEGRADATIONS)
+        for index in self._type_indices.tolist():
+            sizes[1 + index] = base
+        for slot in torch.randperm(len(self.types), generator=host_generator)[:left_over].tolist():
+            sizes[1 + int(self._type_indices[slot])] += 1
+        return sizes
+
+    def sample_grouped(
+        self, batch_size: int, device: torch.device | str, generator: torch.Generator | None = None,
+        host_generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, list[int]] | None]:
+        """(types (B,) long, -1 = not degraded; level (B,) in [0, 1); the grouping for apply_degradations or None).
+
+        ``host_generator`` (a CPU generator) draws the host-side part of stratified sampling; it defaults
+        to ``generator`` when that is a CPU generator.
+        """
+        device = torch.device(device)
         if not self.enabled:
             return (torch.full((batch_size,), -1, dtype=torch.long, device=device),
-                    torch.zeros(batch_size, device=device))
+                    torch.zeros(batch_size, device=device), None)
         level = torch.rand(batch_size, generator=generator, device=device)
+        if self.sampling == "stratified":
+            if host_generator is None and generator is not None and generator.device.type == "cpu":
+                host_generator = generator
+            sizes = self._stratified_sizes(batch_size, host_generator)
+            order = torch.randperm(batch_size, generator=generator, device=device)
+            types = torch.empty(batch_size, dtype=torch.long, device=device).index_copy_(
+                0, order, _slot_types(tuple(sizes), device))
+            return types, level.masked_fill(types < 0, 0.0), (order, sizes)
         choice = torch.randint(len(self.types), (batch_size,), generator=generator, device=device)
         types = self._type_indices.to(device)[choice]
         if self.probability < 1:
             spared = torch.rand(batch_size, generator=generator, device=device) >= self.probability
             types = types.masked_fill(spared, -1)
             level = level.masked_fill(spared, 0.0)
+        return types, level, None
+
+    def sample(
+        self, batch_size: int, device: torch.device | str, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(types (B,) long, -1 = not degraded; level (B,) float in [0, 1))."""
+        types, level, _ = self.sample_grouped(batch_size, device, generator)
         return types, level
 
-    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def __call__(
+        self, x: Tensor, generator: torch.Generator | None = None, host_generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """(degraded x, types, level) for a (B, C, H, W) batch in [0, 1]."""
-        types, level = self.sample(x.shape[0], x.device, generator)
+        types, level, grouping = self.sample_grouped(x.shape[0], x.device, generator, host_generator)
         if not self.enabled:
             return x, types, level
         degraded = apply_degradations(
@@ -286,6 +349,7 @@ class Degrader:
             blur_sigma_max=self.blur_sigma_max,
             blur_kernel_max=self.blur_kernel_max,
             dropout_patch=self.dropout_patch,
+            grouping=grouping,
         )
         return degraded, types, level
 

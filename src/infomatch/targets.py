@@ -1,8 +1,8 @@
 """Training targets: hard one-hot labels, fixed label smoothing, and Information Matching (IM).
 
-Each strategy is called as ``strategy(clean, degraded, labels, num_classes) -> (targets, epsilon)``
-with the [0, 1] image batches before and after degradation; ``targets`` is (B, K) and ``epsilon``
-(B,) the smoothing each sample received.
+Each strategy is called as ``strategy(batch, num_classes) -> (targets, epsilon)`` with the
+``TrainingBatch`` of the data stage (clean and degraded images, labels, each sample's degradation
+type and level); ``targets`` is (B, K) and ``epsilon`` (B,) the smoothing each sample received.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from infomatch.batch import TrainingBatch
 from infomatch.nmi import check_bins, nmi
 
 SPREADS = ("all", "others")
@@ -50,10 +51,9 @@ def im_epsilon(nmi_values: Tensor, eps_max: float = 0.9) -> Tensor:
 @dataclass
 class HardLabels:
     name: ClassVar[str] = "hard"
-    needs_nmi: ClassVar[bool] = False
 
-    def __call__(self, clean: Tensor, degraded: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-        return one_hot(labels, num_classes), torch.zeros(labels.shape[0], device=labels.device)
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        return one_hot(batch.labels, num_classes), torch.zeros(len(batch), device=batch.labels.device)
 
 
 @dataclass
@@ -63,16 +63,15 @@ class LabelSmoothing:
     epsilon: float = 0.1
     spread: str = "all"
     name: ClassVar[str] = "ls"
-    needs_nmi: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.epsilon < 1.0:
             raise ValueError(f"label smoothing epsilon must be in [0, 1), got {self.epsilon}")
         _check_spread(self.spread)
 
-    def __call__(self, clean: Tensor, degraded: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-        epsilon = torch.full((labels.shape[0],), float(self.epsilon), device=labels.device)
-        return smooth(labels, num_classes, epsilon, self.spread), epsilon
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        epsilon = torch.full((len(batch),), float(self.epsilon), device=batch.labels.device)
+        return smooth(batch.labels, num_classes, epsilon, self.spread), epsilon
 
 
 @dataclass
@@ -83,7 +82,6 @@ class InformationMatching:
     bins: int = 64
     spread: str = "all"
     name: ClassVar[str] = "im"
-    needs_nmi: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.eps_max <= 1.0:
@@ -91,6 +89,6 @@ class InformationMatching:
         check_bins(self.bins)
         _check_spread(self.spread)
 
-    def __call__(self, clean: Tensor, degraded: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-        epsilon = im_epsilon(nmi(clean, degraded, self.bins), self.eps_max)
-        return smooth(labels, num_classes, epsilon, self.spread), epsilon
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        epsilon = im_epsilon(nmi(batch.clean, batch.degraded, self.bins), self.eps_max)
+        return smooth(batch.labels, num_classes, epsilon, self.spread), epsilon

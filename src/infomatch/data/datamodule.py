@@ -1,12 +1,14 @@
-"""LightningDataModules that hold images as uint8 tensors; degradations run later, on the device."""
+"""LightningDataModules that hold images as uint8 tensors and run the training data stage on the device."""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
 
+from infomatch.batch import TrainingBatch
 from infomatch.data import cifar100
-from infomatch.data.loading import batch_loader
+from infomatch.data.loading import DeviceBatches, batch_loader
+from infomatch.data.stage import TrainingStage, to_unit_range
 from infomatch.validation import ConfigError
 
 
@@ -20,7 +22,13 @@ def split_train_val(num_train: int, val_size: int, split_seed: int) -> tuple[tor
 
 
 class InMemoryDataModule(L.LightningDataModule):
-    """Shared logic: subclasses implement ``load()`` returning (train_x, train_y, test_x, test_y) uint8/int64."""
+    """Shared logic: subclasses implement ``load()`` returning (train_x, train_y, test_x, test_y) uint8/int64.
+
+    Batches reach the device as uint8; ``on_after_batch_transfer`` scales them to [0, 1] and, for training
+    batches, runs ``stage`` (crop/flip, degradation), handing the LightningModule a TrainingBatch.
+    ``on_device``: keep the uint8 sets on the training device and gather batches there (no DataLoader, no
+    per-step host-to-device copy); ``auto`` does so on a single GPU.
+    """
 
     num_classes: int
     mean: tuple[float, ...]
@@ -28,8 +36,13 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def __init__(self, batch_size: int = 128, eval_batch_size: int = 512, val_size: int = 5000,
                  split_seed: int = 0, validate_on_test: bool = False, shuffle_seed: int = 0,
-                 train_limit: int | None = None) -> None:
+                 train_limit: int | None = None, on_device: bool | str = "auto",
+                 stage: TrainingStage | None = None) -> None:
         super().__init__()
+        if on_device not in (True, False, "auto"):
+            raise ValueError(f"data.on_device must be true, false or auto, got {on_device!r}")
+        self.on_device = on_device
+        self.stage = stage if stage is not None else TrainingStage()
         if batch_size < 1 or eval_batch_size < 1:
             raise ValueError(f"batch sizes must be >= 1, got batch_size={batch_size}, eval_batch_size={eval_batch_size}")
         self.batch_size = batch_size
@@ -64,16 +77,43 @@ class InMemoryDataModule(L.LightningDataModule):
     def _pin(self) -> bool:
         return torch.cuda.is_available()
 
+    def _resident_device(self) -> torch.device | None:
+        """The device the sets live on when ``on_device`` applies, else None."""
+        trainer = self.trainer
+        if trainer is None or self.on_device is False:
+            return None
+        device, ranks = trainer.strategy.root_device, trainer.world_size
+        if self.on_device == "auto":
+            return device if device.type == "cuda" and ranks == 1 else None
+        if ranks > 1:
+            raise ConfigError("data.on_device=true supports one device; with several, use data.on_device=auto")
+        return device
+
+    def _loader(self, split: tuple[torch.Tensor, torch.Tensor], batch_size: int, shuffle: bool):
+        device = self._resident_device()
+        if device is not None:
+            return DeviceBatches(*split, batch_size, shuffle, seed=self.shuffle_seed, device=device,
+                                 epoch=lambda: self.trainer.current_epoch)
+        return batch_loader(*split, batch_size, shuffle=shuffle, seed=self.shuffle_seed, pin_memory=self._pin())
+
     def train_dataloader(self):
-        return batch_loader(*self.train_set, self.batch_size, shuffle=True, seed=self.shuffle_seed, pin_memory=self._pin())
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
 
     def val_dataloader(self):
         if len(self.val_set[1]) == 0:
             return []
-        return batch_loader(*self.val_set, self.eval_batch_size, shuffle=False, pin_memory=self._pin())
+        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self):
-        return batch_loader(*self.test_set, self.eval_batch_size, shuffle=False, pin_memory=self._pin())
+        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor],
+                                dataloader_idx: int) -> TrainingBatch | tuple[torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        trainer = self.trainer
+        if trainer is not None and trainer.training:
+            return self.stage(images, labels, epoch=trainer.current_epoch, rank=trainer.global_rank)
+        return to_unit_range(images), labels
 
 
 class CIFAR100DataModule(InMemoryDataModule):
