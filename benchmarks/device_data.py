@@ -65,13 +65,22 @@ def pack(root: Path, out: Path, parts: int) -> None:
     shutil.copy(root / FOLDER / "meta", folders[-1] / "meta")
 
 
+def _read_mosaic(path: Path) -> np.ndarray:
+    try:
+        return np.asarray(Image.open(path).convert("RGB"))
+    except OSError:  # a Pillow built without WebP: OpenCV reads it too
+        import cv2
+
+        return cv2.imread(str(path), cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
 def unpack(part_folders: list[Path], root: Path) -> None:
     files = {path.name: path for folder in part_folders for path in folder.iterdir()}
     manifest = json.loads(files["manifest.json"].read_text())
     target = root / FOLDER
     target.mkdir(parents=True, exist_ok=True)
     for split, info in manifest["splits"].items():
-        data = np.concatenate([_from_mosaic(np.asarray(Image.open(files[name]).convert("RGB"))) for name in info["tiles"]])
+        data = np.concatenate([_from_mosaic(_read_mosaic(files[name])) for name in info["tiles"]])
         if _digest(data) != info["sha256"]:
             raise SystemExit(f"{split}: decoded images differ from the packed ones")
         entry = {"data": data, "fine_labels": info["fine_labels"], "coarse_labels": info["coarse_labels"],
