@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 
 from conftest import ROOT, compose_config
 from infomatch.data import cifar100
-from infomatch.evaluation import CheckpointError
+from infomatch.errors import CheckpointError
 from infomatch.models import ResNet18
 from infomatch.tasks.evaluate import evaluate
 from infomatch.tasks.train import train

@@ -25,11 +25,11 @@ from omegaconf import OmegaConf
 import infomatch.module
 from conftest import CONFIGS, ROOT, compose_config
 from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
-from infomatch.data.cifar100 import DatasetError
-from infomatch.module import mix_seed
+from infomatch.errors import ConfigError, DatasetError
 from infomatch.run_folders import claim_new_dir, hydra_subdir, register_resolvers, run_dir
+from infomatch.seeding import mix_seed
 from infomatch.tasks.train import train
-from infomatch.validation import ConfigError, check_resume, validate_train_config
+from infomatch.validation import check_resume, validate_train_config
 
 # 2 training batches per epoch, deterministic algorithms, the width-8 ResNet of debug=fast
 TINY = ["debug=fast", "data.train_size=192", "data.val_size=64", "data.test_size=64",

@@ -66,7 +66,7 @@ def plot_epsilon_curves(levels: Tensor, curves: dict[str, Tensor], floor_nmi: fl
 
 def load_images(data_root: str | None, count: int, seed: int) -> Tensor:
     if data_root is None:
-        from infomatch.data.datamodule import synthetic_images
+        from infomatch.data.synthetic import synthetic_images
 
         return synthetic_images(count, 100, 32, seed)[0].float() / 255
     from infomatch.data import cifar100

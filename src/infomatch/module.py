@@ -16,14 +16,7 @@ from torchmetrics import MeanMetric
 from infomatch.augment import Degrader, crop_flip
 from infomatch.losses import soft_cross_entropy
 from infomatch.metrics import EvaluationMetrics
-
-
-def mix_seed(*parts: int) -> int:
-    """Deterministic seed from (run seed, epoch, rank, ...): no global RNG state shared across workers or ranks."""
-    seed = 0x9E3779B97F4A7C15
-    for part in parts:
-        seed = (seed * 6364136223846793005 + int(part) + 1442695040888963407) % (1 << 63)
-    return seed
+from infomatch.seeding import mix_seed
 
 
 class InfoMatchModule(L.LightningModule):

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-from infomatch.augment import wide_dtype, wide_float
+from infomatch.precision import wide_dtype, wide_float
 
 
 MAX_BINS = 4096  # joint bin indices up to MAX_BINS**2 are whole numbers that float32 holds exactly

@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from infomatch.augment import DEGRADATIONS
+from infomatch.errors import ConfigError
 from infomatch.nmi import MAX_BINS
 from infomatch.run_folders import resumed_run_dir
 from infomatch.targets import SPREADS
@@ -21,10 +22,6 @@ from infomatch.targets import SPREADS
 # settings that may differ between an interrupted run and its resumption: where files go and what is logged
 NOT_COMPARED_ON_RESUME = ("resume", "paths", "logger", "callbacks", "test", "trainer.default_root_dir",
                           "data.root", "data.download")
-
-
-class ConfigError(ValueError):
-    """A setting is invalid or inconsistent; the message says which and what to do."""
 
 
 def _is_int(value: Any) -> bool:

@@ -12,16 +12,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from infomatch.errors import DatasetError
+
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 ARCHIVE_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 FOLDER = "cifar-100-python"
 MEAN = (0.5071, 0.4867, 0.4408)
 STD = (0.2675, 0.2565, 0.2761)
 NUM_CLASSES = 100
-
-
-class DatasetError(RuntimeError):
-    """The data set is missing or unreadable; the message says where and what to do."""
 
 
 def _missing_message(root: Path, reason: str) -> str:

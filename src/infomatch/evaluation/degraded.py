@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from infomatch.augment import DEGRADATIONS, apply_degradations
-from infomatch.module import mix_seed
+from infomatch.seeding import mix_seed
 
 
 def correct(logits: Tensor, labels: Tensor) -> Tensor:

@@ -16,15 +16,8 @@ from hydra.utils import get_class, instantiate
 from torch import Tensor, nn
 
 from infomatch.data import cifar100
+from infomatch.errors import CheckpointError
 from infomatch.models import ResNet18
-
-
-class EvaluationError(RuntimeError):
-    """A user-facing problem with the evaluation's inputs; the message says what to fix."""
-
-
-class CheckpointError(EvaluationError):
-    """A checkpoint is missing, unreadable or inconsistent; the message names the file."""
 
 
 class NormalizedClassifier(nn.Module):

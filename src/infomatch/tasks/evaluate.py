@@ -15,7 +15,8 @@ from infomatch.augment import DEGRADATIONS
 from infomatch.evaluation import aggregate, report
 from infomatch.evaluation.clean import clean_metrics, predict, reliability_bins
 from infomatch.evaluation.degraded import correct, curves_by_model, degradation_curves, true_class_probability
-from infomatch.evaluation.loading import CheckpointError, EvaluationError, LoadedModel, load_models
+from infomatch.errors import CheckpointError, EvaluationError
+from infomatch.evaluation.loading import LoadedModel, load_models
 from infomatch.memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
