@@ -1,23 +1,25 @@
-"""Batched image degradations, the per-image sampler of (type, level), and the base crop + flip.
+"""Batched image degradations, their registry, the per-image sampler of (type, level), and the base crop + flip.
 
-Every function takes a (B, C, H, W) float batch in [0, 1] and a (B,) level in [0, 1] and treats the
+Every degradation takes a (B, C, H, W) float batch in [0, 1] and a (B,) level in [0, 1] and treats the
 whole batch at once, with no Python loop over images; per image it computes exactly what the
-reference computes image by image (see "The method, exactly" in SPEC.md).
+reference computes image by image. ``REGISTRY`` lists them with their settings and plot titles: a new
+degradation is one function registered there plus its ``configs/augment`` YAML.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from infomatch.checks import SettingError, check_number
 from infomatch.precision import wide_float
-
-DEGRADATIONS = ("diffusion", "blur", "dropout", "mosaic")
 
 
 @lru_cache(maxsize=16)
@@ -40,11 +42,11 @@ def diffusion(
 ) -> Tensor:
     """DDPM forward noise at t = int(level * (T - 1)); t = 0 leaves the image untouched."""
     t = (wide_float(level) * (timesteps - 1)).long().clamp(0, timesteps - 1)
-    signal, spread = _diffusion_schedule(timesteps, beta_start, beta_end, x.device, x.dtype)
-    signal, spread = signal[t].view(-1, 1, 1, 1), spread[t].view(-1, 1, 1, 1)
+    signal, noise_scale = _diffusion_schedule(timesteps, beta_start, beta_end, x.device, x.dtype)
+    signal, noise_scale = signal[t].view(-1, 1, 1, 1), noise_scale[t].view(-1, 1, 1, 1)
     noisy = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    # ((signal * (2x - 1) + spread * noise) + 1) / 2, in place on the noise buffer
-    noisy.mul_(spread).add_(signal * (2 * x - 1)).add_(1).div_(2).clamp_(0, 1)
+    # ((signal * (2x - 1) + noise_scale * noise) + 1) / 2, in place on the noise buffer
+    noisy.mul_(noise_scale).add_(signal * (2 * x - 1)).add_(1).div_(2).clamp_(0, 1)
     return torch.where((t == 0).view(-1, 1, 1, 1), x, noisy)
 
 
@@ -177,26 +179,79 @@ def mosaic(x: Tensor, level: Tensor, max_block: int = 32) -> Tensor:
     return _separable(x, along_height, along_width)
 
 
+@dataclass(frozen=True)
+class Setting:
+    """A numeric setting of a degradation: its function's keyword, the training default, the least valid value."""
+
+    keyword: str
+    default: float
+    minimum: float
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """A registered degradation: the batched function, its settings by config name, and a plot title that
+    may quote them (``{blur_sigma_max:g}``). The function is called as function(x, level, **settings),
+    plus ``generator`` when it takes one."""
+
+    function: Callable[..., Tensor]
+    title: str
+    settings: dict[str, Setting] = field(default_factory=dict)
+    random: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "random", "generator" in inspect.signature(self.function).parameters)
+
+    def __call__(self, x: Tensor, level: Tensor, generator: torch.Generator | None, settings: dict) -> Tensor:
+        keywords = {setting.keyword: settings[name] for name, setting in self.settings.items()}
+        if self.random:
+            keywords["generator"] = generator
+        return self.function(x, level, **keywords)
+
+
+# the degradations in type-index order; the defaults are the training parameters
+REGISTRY: dict[str, Degradation] = {
+    "diffusion": Degradation(diffusion, "Diffusion noise (DDPM, t = 999·d)"),
+    "blur": Degradation(blur, "Gaussian blur (σ = {blur_sigma_max:g}·d, kernel ≤ {blur_kernel_max})",
+                        {"blur_sigma_max": Setting("sigma_max", 50.0, 0), "blur_kernel_max": Setting("kernel_max", 51, 1)}),
+    "dropout": Degradation(dropout, "Patch dropout ({dropout_patch}×{dropout_patch} patches, fraction d zeroed)",
+                           {"dropout_patch": Setting("patch", 8, 1)}),
+    "mosaic": Degradation(mosaic, "Mosaic (block side ⌊32·(d + 0.001)²⌋ px)"),
+}
+DEGRADATIONS = tuple(REGISTRY)
+DEFAULT_SETTINGS = {name: setting.default for degradation in REGISTRY.values()
+                    for name, setting in degradation.settings.items()}
+
+
+def degradation_settings(**given: float) -> dict[str, float]:
+    """Every registered setting: ``given`` over the training defaults, range-checked."""
+    unknown = sorted(given.keys() - DEFAULT_SETTINGS.keys())
+    if unknown:
+        raise SettingError(unknown[0], given[unknown[0]], f"is not a degradation setting; known: {', '.join(DEFAULT_SETTINGS)}")
+    for degradation in REGISTRY.values():
+        for name, setting in degradation.settings.items():
+            if name in given:
+                check_number(name, given[name], setting.minimum)
+    return {**DEFAULT_SETTINGS, **given}
+
+
+def describe(name: str, settings: dict) -> str:
+    """Title of a degradation and what its level d means, with ``settings`` quoted."""
+    return REGISTRY[name].title.format(**settings)
+
+
 def apply_degradations(
-    x: Tensor,
-    types: Tensor,
-    level: Tensor,
-    generator: torch.Generator | None = None,
-    *,
-    blur_sigma_max: float = 50.0,
-    blur_kernel_max: int = 51,
-    dropout_patch: int = 8,
+    x: Tensor, types: Tensor, level: Tensor, generator: torch.Generator | None = None, **settings: float
 ) -> Tensor:
     """Degrade image i by DEGRADATIONS[types[i]] at level[i]; type -1 leaves it unchanged.
 
-    Random draws happen type by type in DEGRADATIONS order, each on that type's subset.
+    ``settings`` override DEFAULT_SETTINGS. Random draws happen type by type in DEGRADATIONS order, each
+    on that type's subset.
     """
-    functions = {
-        "diffusion": lambda images, levels: diffusion(images, levels, generator),
-        "blur": lambda images, levels: blur(images, levels, blur_sigma_max, blur_kernel_max),
-        "dropout": lambda images, levels: dropout(images, levels, dropout_patch, generator),
-        "mosaic": mosaic,
-    }
+    unknown = settings.keys() - DEFAULT_SETTINGS.keys()
+    if unknown:
+        raise TypeError(f"apply_degradations() got unknown settings {sorted(unknown)}")
+    settings = {**DEFAULT_SETTINGS, **settings}
     # group the batch by type (a stable sort keeps each group in batch order) so that every group is
     # one contiguous slice; the group sizes cost a single host sync for the whole batch
     order = types.argsort(stable=True)
@@ -205,8 +260,8 @@ def apply_degradations(
     image_groups = x.index_select(0, order).split(sizes)
     level_groups = level.index_select(0, order).split(sizes)
     pieces = [image_groups[0]]  # type -1: unchanged
-    for name, images, levels in zip(DEGRADATIONS, image_groups[1:], level_groups[1:]):
-        pieces.append(functions[name](images, levels) if images.shape[0] else images)
+    for degradation, images, levels in zip(REGISTRY.values(), image_groups[1:], level_groups[1:]):
+        pieces.append(degradation(images, levels, generator, settings) if images.shape[0] else images)
     return torch.empty_like(x).index_copy_(0, order, torch.cat(pieces))
 
 
@@ -214,39 +269,27 @@ class Degrader:
     """Draws a degradation type (uniform over ``types``) and a level d ~ U(0, 1) per image and applies it.
 
     ``probability`` is the chance that an image is degraded at all; the others get type -1 and level 0.
-    An empty ``types`` disables degradation.
+    An empty ``types`` disables degradation. ``settings`` are the registered degradations' settings
+    (blur_sigma_max, ...), defaulting to the training parameters.
     """
 
-    def __init__(
-        self,
-        types: Sequence[str] = DEGRADATIONS,
-        probability: float = 1.0,
-        blur_sigma_max: float = 50.0,
-        blur_kernel_max: int = 51,
-        dropout_patch: int = 8,
-    ) -> None:
+    def __init__(self, types: Sequence[str] = DEGRADATIONS, probability: float = 1.0, **settings: float) -> None:
         if isinstance(types, str):  # a single name, e.g. from the command line augment.types=blur
             types = [types]
         types = tuple(dict.fromkeys(list(types)))  # list() also accepts OmegaConf's ListConfig
         unknown = [name for name in types if name not in DEGRADATIONS]
         if unknown:
-            raise ValueError(f"unknown degradation type(s) {unknown}; valid types: {', '.join(DEGRADATIONS)}")
-        if not 0.0 <= probability <= 1.0:
-            raise ValueError(f"probability must be in [0, 1], got {probability}")
-        if blur_sigma_max < 0 or blur_kernel_max < 1 or dropout_patch < 1:
-            raise ValueError("need blur_sigma_max >= 0, blur_kernel_max >= 1 and dropout_patch >= 1")
+            raise SettingError("types", list(types), f"may only list: {', '.join(DEGRADATIONS)}")
+        check_number("probability", probability, 0, 1)
         self.types = types
         self.probability = probability
-        self.blur_sigma_max = blur_sigma_max
-        self.blur_kernel_max = blur_kernel_max
-        self.dropout_patch = dropout_patch
+        self.settings = degradation_settings(**settings)
         self.enabled = bool(types) and probability > 0
         self._type_indices = torch.tensor([DEGRADATIONS.index(name) for name in types], dtype=torch.long)
 
     def __repr__(self) -> str:
-        return (f"Degrader(types={list(self.types)}, probability={self.probability}, "
-                f"blur_sigma_max={self.blur_sigma_max}, blur_kernel_max={self.blur_kernel_max}, "
-                f"dropout_patch={self.dropout_patch})")
+        settings = ", ".join(f"{name}={value}" for name, value in self.settings.items())
+        return f"Degrader(types={list(self.types)}, probability={self.probability}, {settings})"
 
     def sample(
         self, batch_size: int, device: torch.device | str, generator: torch.Generator | None = None
@@ -269,12 +312,7 @@ class Degrader:
         types, level = self.sample(x.shape[0], x.device, generator)
         if not self.enabled:
             return x, types, level
-        degraded = apply_degradations(
-            x, types, level, generator,
-            blur_sigma_max=self.blur_sigma_max,
-            blur_kernel_max=self.blur_kernel_max,
-            dropout_patch=self.dropout_patch,
-        )
+        degraded = apply_degradations(x, types, level, generator, **self.settings)
         return degraded, types, level
 
 

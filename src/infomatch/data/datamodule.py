@@ -1,4 +1,4 @@
-"""LightningDataModules that hold images as uint8 tensors; degradations run later, on the device."""
+"""The base LightningDataModule that holds images as uint8 tensors, and CIFAR-100; degradations run later, on the device."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import lightning as L
 import torch
 
 from infomatch.data import cifar100
+from infomatch.checks import check_integer, require
 from infomatch.data.loading import batch_loader
 from infomatch.errors import ConfigError
 
@@ -20,7 +21,8 @@ def split_train_val(num_train: int, val_size: int, split_seed: int) -> tuple[tor
 
 
 class InMemoryDataModule(L.LightningDataModule):
-    """Shared logic: subclasses implement ``load()`` returning (train_x, train_y, test_x, test_y) uint8/int64."""
+    """Shared logic. A data set subclass sets ``num_classes``, ``mean`` and ``std`` (per-channel statistics of its
+    [0, 1] training images, for normalization) and implements ``load()`` and ``class_names()``."""
 
     num_classes: int
     mean: tuple[float, ...]
@@ -30,21 +32,27 @@ class InMemoryDataModule(L.LightningDataModule):
                  split_seed: int = 0, validate_on_test: bool = False, shuffle_seed: int = 0,
                  train_limit: int | None = None) -> None:
         super().__init__()
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError(f"batch sizes must be >= 1, got batch_size={batch_size}, eval_batch_size={eval_batch_size}")
+        check_integer("batch_size", batch_size, 1)
+        check_integer("eval_batch_size", eval_batch_size, 1)
+        check_integer("val_size", val_size, 0)
+        if train_limit is not None:
+            check_integer("train_limit", train_limit, 1)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.val_size = val_size
         self.split_seed = split_seed
         self.validate_on_test = validate_on_test
         self.shuffle_seed = shuffle_seed
-        if train_limit is not None and train_limit < 1:
-            raise ValueError(f"data.train_limit must be >= 1 or null, got {train_limit}")
         self.train_limit = train_limit
         self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(train images, train labels, test images, test labels): (N, C, H, W) uint8 and (N,) int64."""
+        raise NotImplementedError(f"{type(self).__name__} must implement load()")
+
+    def class_names(self) -> list[str]:
+        """The name of each class, by label (evaluation titles its confidence analysis with one)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement class_names()")
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -77,12 +85,16 @@ class InMemoryDataModule(L.LightningDataModule):
 
 
 class CIFAR100DataModule(InMemoryDataModule):
-    num_classes = cifar100.NUM_CLASSES
     mean = cifar100.MEAN
     std = cifar100.STD
 
-    def __init__(self, root: str = "data/cifar100", download: bool = True, **kwargs) -> None:
+    def __init__(self, root: str = "data/cifar100", download: bool = True, num_classes: int = cifar100.NUM_CLASSES,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
+        # a setting only so that the model's num_classes can follow ${data.num_classes}
+        require("num_classes", num_classes, num_classes == cifar100.NUM_CLASSES,
+                f"must be {cifar100.NUM_CLASSES}: CIFAR-100 has {cifar100.NUM_CLASSES} classes")
+        self.num_classes = num_classes
         self.root = root
         self.download = download
 

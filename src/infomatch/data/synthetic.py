@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from infomatch.checks import check_integer, require
 from infomatch.data.datamodule import InMemoryDataModule
 
 
@@ -28,6 +29,10 @@ class SyntheticDataModule(InMemoryDataModule):
     def __init__(self, num_classes: int = 100, train_size: int = 1024, test_size: int = 256, image_size: int = 32,
                  seed: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
+        check_integer("num_classes", num_classes, 2)
+        check_integer("train_size", train_size, 1)
+        if not self.validate_on_test:
+            require("val_size", self.val_size, self.val_size < train_size, f"must be smaller than train_size={train_size}")
         self.num_classes = num_classes
         self.train_size = train_size
         self.test_size = test_size

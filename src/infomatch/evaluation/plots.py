@@ -24,16 +24,6 @@ def colors(names: list[str]) -> dict[str, tuple]:
     return {name: palette(index % palette.N) for index, name in enumerate(names)}
 
 
-def describe(kind: str, settings: dict) -> str:
-    """The degradation and what its level d means, for titles."""
-    return {
-        "diffusion": "Diffusion noise (DDPM, t = 999·d)",
-        "blur": f"Gaussian blur (σ = {settings['blur_sigma_max']:g}·d, kernel ≤ {settings['blur_kernel_max']})",
-        "dropout": f"Patch dropout ({settings['dropout_patch']}×{settings['dropout_patch']} patches, fraction d zeroed)",
-        "mosaic": "Mosaic (block side ⌊32·(d + 0.001)²⌋ px)",
-    }[kind]
-
-
 def _save(fig, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
