@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from conftest import ROOT, compose_config
 from infomatch.data import cifar100
 from infomatch.errors import CheckpointError
+from infomatch.evaluation.loading import load_model
 from infomatch.models import ResNet18
 from infomatch.tasks.evaluate import evaluate
 from infomatch.tasks.train import train
@@ -169,6 +170,35 @@ def test_reference_state_dict_loads_and_evaluates(make_config, sweep, tmp_path):
     net.load_state_dict(state)
     images, labels = synthetic_test_set(make_config)
     assert_matches_hand(results, "reference_hard", hand_logits(net, cifar100.MEAN, cifar100.STD, images), labels)
+
+
+def test_checkpoint_in_todays_layout_loads_to_the_same_logits(sweep, tmp_path):
+    """The layout train.py writes (net.* weights, the resolved config, the normalization) keeps loading to the
+    same function, and new training checkpoints still have it."""
+    written = torch.load(best(sweep, "1_im_all_seed0"), map_location="cpu", weights_only=True)
+    assert {key.split(".")[0] for key in written["state_dict"]} == {"net"}
+    assert set(written["infomatch_normalization"]) == {"mean", "std"}
+
+    net = ResNet18(num_classes=10, width=8)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # non-trivial batch-norm statistics, so that the buffers are checked too
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5, generator=generator)
+                module.running_var.uniform_(0.5, 2.0, generator=generator)
+    mean, std = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
+    config = {"model": {"_target_": "infomatch.models.ResNet18", "num_classes": 10, "width": 8},
+              "labels": {"_target_": "infomatch.targets.InformationMatching", "eps_max": 0.9, "bins": 64,
+                         "spread": "all"},
+              "seed": 3}
+    path = tmp_path / "today.ckpt"
+    torch.save({"epoch": 0, "global_step": 1, "state_dict": {f"net.{key}": value for key, value in net.state_dict().items()},
+                "infomatch_config": config, "infomatch_normalization": {"mean": mean, "std": std}}, path)
+    model = load_model(path)
+    assert (model.name, model.strategy, model.seed) == ("im_seed3", "im", 3)
+    images = torch.rand(4, 3, 32, 32, generator=generator)
+    with torch.no_grad():
+        torch.testing.assert_close(model.classifier(images), hand_logits(net, mean, std, images), rtol=0, atol=0)
 
 
 def broken_checkpoints(sweep, folder):

@@ -14,8 +14,10 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from infomatch.augment import Degrader, crop_flip
+from infomatch.data import cifar100
 from infomatch.losses import soft_cross_entropy
 from infomatch.metrics import EvaluationMetrics
+from infomatch.models import Normalize
 from infomatch.seeding import mix_seed
 
 
@@ -27,8 +29,8 @@ class InfoMatchModule(L.LightningModule):
         degrader: Degrader,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
-        mean: tuple[float, ...] = (0.5071, 0.4867, 0.4408),
-        std: tuple[float, ...] = (0.2675, 0.2565, 0.2761),
+        mean: tuple[float, ...] = cifar100.MEAN,
+        std: tuple[float, ...] = cifar100.STD,
         crop_flip: bool = True,
         crop_padding: int = 4,
         ece_bins: int = 15,
@@ -42,8 +44,7 @@ class InfoMatchModule(L.LightningModule):
         self.degrader = degrader
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.normalize = Normalize(mean, std)
         self.use_crop_flip = crop_flip
         self.crop_padding = crop_padding
         self.seed = seed
@@ -88,7 +89,7 @@ class InfoMatchModule(L.LightningModule):
         return {"x": degraded, "y": labels, "targets": targets, "epsilon": epsilon, "level": levels, "kind": kinds}
 
     def forward(self, images: Tensor) -> Tensor:
-        images = (images - self.mean) / self.std
+        images = self.normalize(images)
         if self.channels_last and images.is_cuda:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
@@ -140,4 +141,4 @@ class InfoMatchModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["infomatch_config"] = self.run_config
-        checkpoint["infomatch_normalization"] = {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+        checkpoint["infomatch_normalization"] = self.normalize.statistics()
