@@ -7,15 +7,18 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
+from torchmetrics import MeanMetric
 
 from conftest import ROOT, compose_config
 from infomatch.data import cifar100
 from infomatch.errors import CheckpointError
+from infomatch.evaluation import clean, plots
 from infomatch.evaluation.loading import load_model
 from infomatch.models import ResNet18
 from infomatch.tasks.evaluate import evaluate
@@ -170,6 +173,31 @@ def test_reference_state_dict_loads_and_evaluates(make_config, sweep, tmp_path):
     net.load_state_dict(state)
     images, labels = synthetic_test_set(make_config)
     assert_matches_hand(results, "reference_hard", hand_logits(net, cifar100.MEAN, cifar100.STD, images), labels)
+
+
+class MeanConfidence(MeanMetric):
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:  # type: ignore[override]
+        super().update(logits.float().softmax(dim=1).max(dim=1).values)
+
+
+def test_a_clean_metric_added_in_one_place_reaches_every_output(make_config, sweep, tmp_path, monkeypatch):
+    added = clean.CleanMetric("confidence", "mean confidence", "Mean confidence", False, MeanConfidence)
+    monkeypatch.setattr(clean, "CLEAN_METRICS", (*clean.CLEAN_METRICS, added))
+    drawn = []
+    draw = plots.clean_bars
+    monkeypatch.setattr(plots, "clean_bars", lambda series, panels, *rest: (drawn.extend(panels), draw(series, panels, *rest)))
+    path = best(sweep, "0_hard_all_seed0")
+    results = run_evaluation(make_config, f"ckpt={path}", "robustness.levels=2", "confidence.levels=2")
+    images, _ = synthetic_test_set(make_config)
+    expected = float(checkpoint_logits(path, images).softmax(dim=1).max(dim=1).values.mean())
+    assert results["models"]["hard_seed0"]["clean"]["confidence"] == pytest.approx(expected, abs=1e-6)
+    output = tmp_path / "run"
+    assert json.loads((output / "metrics.json").read_text())["models"]["hard_seed0"]["clean"]["confidence"] == \
+        results["models"]["hard_seed0"]["clean"]["confidence"]
+    assert ",clean,,,confidence," in (output / "metrics.csv").read_text()
+    assert "| mean confidence |" in (output / "summary.md").read_text()
+    assert [key for key, _, _ in drawn] == ["top1", "top5", "nll", "ece", "brier", "confidence"]
+    assert (output / "plots" / "clean_metrics.png").stat().st_size > 0
 
 
 def test_checkpoint_in_todays_layout_loads_to_the_same_logits(sweep, tmp_path):

@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 
 from infomatch.augment import describe
-from infomatch.evaluation import aggregate, plots
+from infomatch.evaluation import aggregate, clean, plots
 
-CLEAN_COLUMNS = (("top1", "top-1 %", 100), ("top5", "top-5 %", 100), ("nll", "NLL", 1), ("ece", "ECE", 1),
-                 ("brier", "Brier", 1))
+
+def _clean_columns() -> list[tuple[str, str, int]]:
+    """(key, summary.md heading, scale) of each clean metric."""
+    return [(metric.key, metric.heading, 100 if metric.percent else 1) for metric in clean.CLEAN_METRICS]
 
 
 def write_csv(results: dict[str, Any], path: Path) -> None:
@@ -58,14 +60,15 @@ def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
              f"- confidence analysis: class {results['confidence']['class_index']} "
              f"({results['confidence']['class_name']}), {results['confidence']['num_images']} test images", "",
              "## Clean test set", ""]
-    lines += _table(["model", "strategy", "seed", *(label for _, label, _ in CLEAN_COLUMNS), "checkpoint"],
+    columns = _clean_columns()
+    lines += _table(["model", "strategy", "seed", *(label for _, label, _ in columns), "checkpoint"],
                     [[name, model["strategy"], "–" if model["seed"] is None else model["seed"],
-                      *(_number(model["clean"][key], scale) for key, _, scale in CLEAN_COLUMNS),
+                      *(_number(model["clean"][key], scale) for key, _, scale in columns),
                       f"`{model['checkpoint']}`"] for name, model in models.items()])
     if aggregated:
         lines += ["## Per strategy, mean ± std over seeds", ""]
-        lines += _table(["strategy", "models", *(label for _, label, _ in CLEAN_COLUMNS)],
-                        [[strategy, group["n"], *(_pm(group["clean"][key], scale) for key, _, scale in CLEAN_COLUMNS)]
+        lines += _table(["strategy", "models", *(label for _, label, _ in columns)],
+                        [[strategy, group["n"], *(_pm(group["clean"][key], scale) for key, _, scale in columns)]
                          for strategy, group in results["aggregate"].items()])
     types = list(next(iter(models.values()))["robustness"])
     levels = results["robustness"]["levels"]
@@ -107,15 +110,17 @@ def write_plots(results: dict[str, Any], folder: Path, aggregated: bool) -> None
         plots.reliability_diagram(name, model["reliability"], model["clean"]["ece"], folder / f"reliability_{name}.png")
 
     title = f"Clean test set ({results['evaluation']['num_images']} images)"
+    keys = [metric.key for metric in clean.CLEAN_METRICS]
     if aggregated:
         bars = {strategy: {key: {**group["clean"][key],
                                  "points": [models[name]["clean"][key] for name in group["models"]]}
-                           for key, _, _ in plots.CLEAN_PANELS} for strategy, group in results["aggregate"].items()}
+                           for key in keys} for strategy, group in results["aggregate"].items()}
         title += "\nbars: mean ± std over seeds, dots: single models"
     else:
-        bars = {name: {key: {"mean": model["clean"][key], "std": None, "points": []} for key, _, _ in plots.CLEAN_PANELS}
+        bars = {name: {key: {"mean": model["clean"][key], "std": None, "points": []} for key in keys}
                 for name, model in models.items()}
-    plots.clean_bars(bars, folder / "clean_metrics.png", title)
+    panels = [(metric.key, metric.label, metric.percent) for metric in clean.CLEAN_METRICS]
+    plots.clean_bars(bars, panels, folder / "clean_metrics.png", title)
 
     confidence = results["confidence"]
     class_note = f"class '{confidence['class_name']}' ({confidence['num_images']} test images)"
