@@ -13,9 +13,11 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     # imported once Hydra has parsed the command line, so mistakes in it are reported without waiting for torch
+    from infomatch.console import tidy_lightning_logging
     from infomatch.errors import UserError
     from infomatch.tasks.evaluate import evaluate
 
+    tidy_lightning_logging()
     try:
         evaluate(cfg)
     except UserError as error:

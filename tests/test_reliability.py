@@ -82,13 +82,11 @@ def assert_one_paragraph_error(result: subprocess.CompletedProcess, *expected: s
 
 # ---- bad input ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("override", "choices"), [
-    ("labels=foo", ["hard", "im", "ls"]),
-    ("augment=bar", ["all", "blur", "diffusion", "dropout", "mosaic", "none"]),
-])
-def test_unknown_group_option_names_the_valid_choices(tmp_path, override, choices):
+@pytest.mark.parametrize("override", ["labels=foo", "augment=bar"])
+def test_unknown_group_option_names_the_valid_choices(tmp_path, override):
     result = run_train(override, cwd=tmp_path)
     group = override.split("=")[0]
+    choices = sorted(path.stem for path in (CONFIGS / group).glob("*.yaml"))
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert f"Could not find '{group}/" in result.stderr and f"Available options in '{group}'" in result.stderr
