@@ -1,6 +1,6 @@
 """How much IM smooths each degradation: epsilon = clamp(1 - NMI, 0, eps_max) against the level d.
 
-    python -m infomatch.epsilon_curve --data-root ../shared/data/cifar100 --images 1000
+    python -m infomatch.epsilon_curve --data-root data/cifar100 --images 1000
 
 Writes a figure (mean and 10-90% band per degradation, with the NMI floor of unrelated image pairs)
 and a CSV under --out. It shows where the measure saturates: with 64 bins and 1,024 pixels, two

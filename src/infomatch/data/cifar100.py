@@ -26,7 +26,7 @@ def _missing_message(root: Path, reason: str) -> str:
     return (
         f"CIFAR-100 not found at data.root={root} ({reason}). Expected {root / FOLDER}/{{meta,train,test}} "
         "in the official 'python version' layout. Point data.root at the folder that contains "
-        f"'{FOLDER}/' (e.g. data.root=../shared/data/cifar100), or allow downloading with data.download=true "
+        f"'{FOLDER}/' (e.g. data.root=/path/to/your/cifar100), or allow downloading with data.download=true "
         "on a machine with internet access."
     )
 
