@@ -17,7 +17,7 @@ from torchmetrics import MeanMetric
 
 from conftest import ROOT, compose_config
 from infomatch.data import cifar100
-from infomatch.errors import CheckpointError
+from infomatch.errors import CheckpointError, ConfigError
 from infomatch.evaluation import clean, plots
 from infomatch.evaluation.loading import load_model
 from infomatch.models import ResNet18
@@ -251,6 +251,21 @@ def test_broken_checkpoints_raise_checkpoint_error_naming_the_file(make_config, 
         with pytest.raises(CheckpointError) as error:
             run_evaluation(make_config, f"ckpt={path}")
         assert str(path) in str(error.value) and words in str(error.value)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("degradation.types=[blur,jpeg]", "degradation.types=['blur', 'jpeg'] may only list: diffusion, blur, dropout, mosaic"),
+    ("degradation.blur_kernel_max=0", "degradation.blur_kernel_max=0 must be a number >= 1"),
+    ("confidence.heatmap_type=blur", "confidence.heatmap_type=blur must be one of degradation.types (mosaic)"),
+    ("robustness.levels=1", "robustness.levels=1 must be an integer >= 2"),
+    ("subset=0", "subset=0 must be an integer >= 1"),
+    ("aggregate=sometimes", "aggregate=sometimes must be one of: auto, true, false"),
+])
+def test_bad_evaluation_settings_are_named_before_any_checkpoint_is_read(make_config, tmp_path, override, message):
+    types = "degradation.types=[mosaic]" if "heatmap" in override else "seed=0"
+    with pytest.raises(ConfigError, match="invalid configuration") as raised:
+        run_evaluation(make_config, f"ckpt={tmp_path / 'not_read.ckpt'}", types, override)
+    assert message in str(raised.value)
 
 
 def test_wrong_number_of_classes_is_a_checkpoint_error(make_config, sweep):

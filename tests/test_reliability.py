@@ -104,6 +104,10 @@ def test_unknown_group_option_names_the_valid_choices(tmp_path, override):
     (["data.batch_size=0"], "data.batch_size=0 must be an integer >= 1"),
     (["trainer.max_epochs=-1"], "trainer.max_epochs=-1 must be an integer >= 1"),
     (["seed=null"], "seed=None must be an integer"),
+    (["augment.types=[blur,jpeg]"], "augment.types=['blur', 'jpeg'] may only list: diffusion, blur, dropout, mosaic"),
+    (["augment.dropout_patch=0"], "augment.dropout_patch=0 must be a number >= 1"),
+    (["data=synthetic", "data.val_size=2048"], "data.val_size=2048 must be smaller than train_size=2048"),
+    (["labels=ls", "+labels.epsilonn=0.2"], "labels cannot be built from"),
 ])
 def test_out_of_range_setting_is_named_with_its_valid_range(make_config, overrides, message):
     with pytest.raises(ConfigError, match="invalid configuration") as raised:
