@@ -213,25 +213,23 @@ class Degradation:
 REGISTRY: dict[str, Degradation] = {
     "diffusion": Degradation(diffusion, "Diffusion noise (DDPM, t = 999·d)"),
     "blur": Degradation(blur, "Gaussian blur (σ = {blur_sigma_max:g}·d, kernel ≤ {blur_kernel_max})",
-                        {"blur_sigma_max": Setting("sigma_max", 50.0, 0), "blur_kernel_max": Setting("kernel_max", 51, 1)}),
+                        {"blur_sigma_max": Setting("sigma_max", 50.0, 0),
+                         "blur_kernel_max": Setting("kernel_max", 51, 1)}),
     "dropout": Degradation(dropout, "Patch dropout ({dropout_patch}×{dropout_patch} patches, fraction d zeroed)",
                            {"dropout_patch": Setting("patch", 8, 1)}),
     "mosaic": Degradation(mosaic, "Mosaic (block side ⌊32·(d + 0.001)²⌋ px)"),
 }
 DEGRADATIONS = tuple(REGISTRY)
-DEFAULT_SETTINGS = {name: setting.default for degradation in REGISTRY.values()
-                    for name, setting in degradation.settings.items()}
+SETTINGS = {name: setting for degradation in REGISTRY.values() for name, setting in degradation.settings.items()}
+DEFAULT_SETTINGS = {name: setting.default for name, setting in SETTINGS.items()}
 
 
 def degradation_settings(**given: float) -> dict[str, float]:
     """Every registered setting: ``given`` over the training defaults, range-checked."""
-    unknown = sorted(given.keys() - DEFAULT_SETTINGS.keys())
-    if unknown:
-        raise SettingError(unknown[0], given[unknown[0]], f"is not a degradation setting; known: {', '.join(DEFAULT_SETTINGS)}")
-    for degradation in REGISTRY.values():
-        for name, setting in degradation.settings.items():
-            if name in given:
-                check_number(name, given[name], setting.minimum)
+    for name, value in given.items():
+        if name not in SETTINGS:
+            raise SettingError(name, value, f"is not a degradation setting; known: {', '.join(SETTINGS)}")
+        check_number(name, value, SETTINGS[name].minimum)
     return {**DEFAULT_SETTINGS, **given}
 
 

@@ -79,19 +79,22 @@ def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
                       f"{100 * np.mean(list(model['robustness'].values())):.2f}"] for name, model in models.items()])
     if aggregated:
         lines += ["Per strategy, mean ± std over seeds of the same level averages:", ""]
-        level_averages = {strategy: aggregate.mean_std([{degradation: float(np.mean(models[name]["robustness"][degradation]))
-                                                         for degradation in types} for name in group["models"]])
-                          for strategy, group in results["aggregate"].items()}
-        lines += _table(["strategy", *types], [[strategy, *(_pm(averages[degradation], 100) for degradation in types)]
-                                               for strategy, averages in level_averages.items()])
+        level_averages = {
+            strategy: aggregate.mean_std([{degradation: float(np.mean(models[name]["robustness"][degradation]))
+                                           for degradation in types} for name in group["models"]])
+            for strategy, group in results["aggregate"].items()}
+        lines += _table(["strategy", *types],
+                        [[strategy, *(_pm(averages[degradation], 100) for degradation in types)]
+                         for strategy, averages in level_averages.items()])
     for degradation in types:
         lines += [f"### {describe(degradation, info['degradation'])}", ""]
         lines += _table(["model", *(f"d = {level:g}" for level in levels)],
                         [[name, *(f"{100 * value:.2f}" for value in model["robustness"][degradation])]
                          for name, model in models.items()])
     lines += ["## Confidence: mean softmax probability of the true class, averaged over levels", ""]
-    lines += _table(["model", *types], [[name, *(f"{np.mean(model['confidence'][degradation]):.3f}" for degradation in types)]
-                                        for name, model in models.items()])
+    lines += _table(["model", *types],
+                    [[name, *(f"{np.mean(model['confidence'][degradation]):.3f}" for degradation in types)]
+                     for name, model in models.items()])
     return "\n".join(lines)
 
 
@@ -133,11 +136,13 @@ def write_plots(results: dict[str, Any], folder: Path, aggregated: bool) -> None
         series = _series(results, part, aggregated)
         palette = plots.colors(list(series))
         for degradation in next(iter(models.values()))[part]:
-            plots.curves(levels, {label: values[degradation] for label, values in series.items()}, folder / f"{part}_{degradation}.png",
-                         f"{describe(degradation, settings)}\n{note}", ylabel, percent, palette)
+            plots.curves(levels, {label: values[degradation] for label, values in series.items()},
+                         folder / f"{part}_{degradation}.png", f"{describe(degradation, settings)}\n{note}", ylabel,
+                         percent, palette)
         for name, model in models.items():
-            plots.curves(levels, {degradation: {"mean": values, "std": None} for degradation, values in model[part].items()},
-                         folder / f"{part}_model_{name}.png", f"{heading}: {name}\n{note}", ylabel, percent)
+            per_type = {degradation: {"mean": values, "std": None} for degradation, values in model[part].items()}
+            plots.curves(levels, per_type, folder / f"{part}_model_{name}.png", f"{heading}: {name}\n{note}", ylabel,
+                         percent)
 
     degradation = confidence["heatmap_type"]
     values = np.array([models[name]["confidence"][degradation] for name in names]).T
