@@ -43,7 +43,6 @@ EVALUATE_RULES: dict[str, Rule] = {
     "subset": _optional_positive,
     "robustness.levels": lambda name, value: check_integer(name, value, 2),
     "confidence.levels": lambda name, value: check_integer(name, value, 2),
-    "confidence.class_index": lambda name, value: check_integer(name, value, 0),
     "aggregate": lambda name, value: check_choice(name, str(value).lower(), ("auto", "true", "false")),
 }
 

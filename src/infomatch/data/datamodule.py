@@ -1,12 +1,12 @@
-"""The base LightningDataModule that holds images as uint8 tensors, and CIFAR-100; degradations run later, on the device."""
+"""The base data module, which holds images as uint8 tensors (degradations run later, on the device), and CIFAR-100."""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
 
-from infomatch.data import cifar100
 from infomatch.checks import check_integer, require
+from infomatch.data import cifar100
 from infomatch.data.loading import batch_loader
 from infomatch.errors import ConfigError
 
