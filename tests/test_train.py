@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, compose_config
 from infomatch.tasks.train import train
 
 
@@ -21,8 +21,25 @@ def test_fast_dev_run_each_label_strategy(make_config, labels):
 
 
 @pytest.mark.parametrize("augment", ["all", "none"])
-def test_fast_dev_run_with_and_without_degradations(make_config, augment):
-    train(make_config("debug=fast_dev_run", "labels=im", f"augment={augment}"))
+def test_fast_dev_run_with_and_without_degradations(tmp_path, augment):
+    im, hard = (train(compose_config(["debug=fast_dev_run", f"labels={labels}", f"augment={augment}"], tmp_path / labels))
+                for labels in ("im", "hard"))
+    if augment == "none":
+        # every degraded image is the clean one: NMI 1, epsilon 0, so IM takes exactly the steps hard labels take
+        assert im["val"] == hard["val"]
+    else:
+        assert im["val"]["val/nll"] != hard["val"]["val/nll"]
+
+
+def test_console_prints_each_lightning_message_once_and_no_tips(tmp_path):
+    command = [sys.executable, str(ROOT / "train.py"), "debug=fast_dev_run", "data.train_size=128", "data.val_size=64",
+               "data.test_size=64", f"hydra.run.dir={tmp_path}/run"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    console = result.stdout + result.stderr
+    assert console.count("Seed set to 0") == 1 and console.count("GPU available:") == 1, console[-3000:]
+    assert "Tip:" not in console and "litlogger" not in console and "litmodels" not in console
 
 
 def test_one_epoch_writes_checkpoints_and_metrics(make_config, tmp_path):

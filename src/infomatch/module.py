@@ -14,8 +14,10 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from infomatch.batch import TrainingBatch
+from infomatch.data import cifar100
 from infomatch.losses import soft_cross_entropy
 from infomatch.metrics import EvaluationMetrics
+from infomatch.models import Normalize
 
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -27,8 +29,8 @@ class InfoMatchModule(L.LightningModule):
         strategy: Callable[[TrainingBatch, int], tuple[Tensor, Tensor]],
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
-        mean: tuple[float, ...] = (0.5071, 0.4867, 0.4408),
-        std: tuple[float, ...] = (0.2675, 0.2565, 0.2761),
+        mean: tuple[float, ...] = cifar100.MEAN,
+        std: tuple[float, ...] = cifar100.STD,
         ece_bins: int = 15,
         channels_last: bool | str = "auto",
         compile: bool | str = False,
@@ -42,8 +44,7 @@ class InfoMatchModule(L.LightningModule):
         self.strategy = strategy
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.normalize = Normalize(mean, std)
         self.channels_last = channels_last
         self.compile_mode = compile
         self.non_finite_check_every = non_finite_check_every
@@ -83,7 +84,7 @@ class InfoMatchModule(L.LightningModule):
             self._non_finite_loss = torch.zeros((), device=self.device)
 
     def forward(self, images: Tensor) -> Tensor:
-        images = (images - self.mean) / self.std
+        images = self.normalize(images)
         if self._uses_channels_last(images.device):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
@@ -163,4 +164,4 @@ class InfoMatchModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.check_non_finite()  # never write weights that a non-finite step produced
         checkpoint["infomatch_config"] = self.run_config
-        checkpoint["infomatch_normalization"] = {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+        checkpoint["infomatch_normalization"] = self.normalize.statistics()

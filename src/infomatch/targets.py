@@ -15,14 +15,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from infomatch.batch import TrainingBatch
+from infomatch.checks import check_choice, check_number
 from infomatch.nmi import check_bins, nmi
 
 SPREADS = ("all", "others")
-
-
-def _check_spread(spread: str) -> None:
-    if spread not in SPREADS:
-        raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
 
 
 def one_hot(labels: Tensor, num_classes: int) -> Tensor:
@@ -35,7 +31,7 @@ def smooth(labels: Tensor, num_classes: int, epsilon: float | Tensor, spread: st
     all:    y = (1 - eps) * onehot + eps / K           (reference code)
     others: y_c = 1 - eps, y_k = eps / (K - 1), k != c  (reference paper)
     """
-    _check_spread(spread)
+    check_choice("spread", spread, SPREADS)
     hot = one_hot(labels, num_classes)
     eps = torch.as_tensor(epsilon, dtype=hot.dtype, device=hot.device).reshape(-1, 1)
     if spread == "all":
@@ -65,9 +61,8 @@ class LabelSmoothing:
     name: ClassVar[str] = "ls"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.epsilon < 1.0:
-            raise ValueError(f"label smoothing epsilon must be in [0, 1), got {self.epsilon}")
-        _check_spread(self.spread)
+        check_number("epsilon", self.epsilon, 0, 1, high_open=True)
+        check_choice("spread", self.spread, SPREADS)
 
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         epsilon = torch.full((len(batch),), float(self.epsilon), device=batch.labels.device)
@@ -84,10 +79,9 @@ class InformationMatching:
     name: ClassVar[str] = "im"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.eps_max <= 1.0:
-            raise ValueError(f"eps_max must be in [0, 1], got {self.eps_max}")
+        check_number("eps_max", self.eps_max, 0, 1)
         check_bins(self.bins)
-        _check_spread(self.spread)
+        check_choice("spread", self.spread, SPREADS)
 
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         epsilon = im_epsilon(nmi(batch.clean, batch.degraded, self.bins), self.eps_max)

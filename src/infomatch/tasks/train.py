@@ -15,16 +15,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
-from infomatch.data.cifar100 import DatasetError
 from infomatch.data.stage import TrainingStage
+from infomatch.errors import ConfigError, UserError
 from infomatch.memory import keep_freed_memory
 from infomatch.module import InfoMatchModule
-from infomatch.validation import ConfigError, check_new_output, check_resume, validate_train_config
+from infomatch.validation import check_new_output, check_resume, validate_train_config
 
 log = logging.getLogger(__name__)
 
 # mistakes in the command or the data, and diverged training: train.py reports them in one paragraph
-USER_ERRORS = (ConfigError, DatasetError, FloatingPointError)
+USER_ERRORS = (UserError, FloatingPointError)
 
 
 def _tensorboard_available() -> bool:
