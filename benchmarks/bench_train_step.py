@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
                         help="auto: as training (GPU only)")
     parser.add_argument("--sampling", choices=SAMPLINGS, default="stratified", help="degradation types per batch")
+    parser.add_argument("--compile", default="false", help="trainer.compile: false, true or a torch.compile mode")
     add_malloc_flag(parser)
     args = parser.parse_args()
     malloc = set_up_malloc(args)
@@ -66,11 +67,12 @@ def main() -> None:
     precision = args.precision or default_precision(device)
     batches = random_batches(args.steps, args.batch)
     print(f"device={device} ({device_name(device)}) precision={precision} channels_last={args.channels_last} "
-          f"sampling={args.sampling} {malloc} threads={torch.get_num_threads()} batch={args.batch} "
+          f"sampling={args.sampling} compile={args.compile} {malloc} threads={torch.get_num_threads()} batch={args.batch} "
           f"steps/round={args.steps} rounds={args.rounds}")
     print(f"{'width':>5} | {'stage off img/s':>15} | {'stage on img/s':>14} | {'stage cost':>10} | {'stage alone img/s':>17}")
     for width in args.widths:
-        module = build_module(width).to(device).train()
+        module = build_module(width, compile={"false": False, "true": True}.get(args.compile, args.compile))
+        module = module.to(device).train()
         module.channels_last = {"auto": "auto", "on": True, "off": False}[args.channels_last]
         module.on_fit_start()  # memory format as in training
         stage = build_stage(sampling=args.sampling)
