@@ -100,3 +100,24 @@ def test_training_on_gpu_in_bf16(make_config, labels):
     assert metrics["epochs"] == 2 and 0 <= metrics["test"]["test/top1"] <= 1
     # precision=auto means bf16 mixed precision on a GPU: the training forward passes run in bfloat16 there
     assert RecordLogits.seen and set(RecordLogits.seen) == {("cuda", torch.bfloat16)}
+
+
+def test_sets_on_the_gpu_train_like_the_data_loader(make_config, tmp_path):
+    # same sample order and stage either way; cuDNN may pick other kernels between runs, hence a tolerance
+    results = {}
+    for on_device in ("false", "auto"):
+        cfg = make_config("debug=fast", "labels=im", "trainer=gpu", "trainer.precision=32-true",
+                          "trainer.deterministic=true", "trainer.benchmark=false", f"data.on_device={on_device}")
+        cfg.paths.output_dir = str(tmp_path / on_device)
+        results[on_device] = train(cfg)["val"]["val/nll"]
+    assert results["auto"] == pytest.approx(results["false"], rel=1e-3)
+
+
+def test_compiled_network_with_cuda_graphs_trains(make_config, tmp_path):
+    losses = {}
+    for compile in ("false", "reduce-overhead"):
+        cfg = make_config("debug=fast", "labels=ls", "trainer=gpu", "trainer.precision=32-true", "model.width=8",
+                          "trainer.max_epochs=2", f"trainer.compile={compile}", "test=false")
+        cfg.paths.output_dir = str(tmp_path / compile)
+        losses[compile] = train(cfg)["val"]["val/nll"]
+    assert losses["reduce-overhead"] == pytest.approx(losses["false"], rel=1e-2)
