@@ -5,11 +5,17 @@
 # "device" = the defaults (uint8 sets on the GPU, stratified types, no per-step sync).
 # The epoch timings train on generated data of CIFAR-100's size (45,000 training images after the 5,000-image
 # validation split), so they need no download; seconds per epoch do not depend on content.
+# Every step has its own time limit (STEP_LIMIT seconds, default 120), so one slow step cannot use up a lease:
+# a limit around the whole script would stop the shell but leave its Python children running.
 set -uo pipefail
 LOGS=${1:-outputs/gpu_suite}
+LIMIT=${STEP_LIMIT:-120}
 mkdir -p "$LOGS"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-run() { echo "### $*" | tee -a "$LOGS/suite.log"; "$@" 2>&1 | grep -v -E "it/s|s/it" | tee -a "$LOGS/suite.log"; }
+run() {
+    echo "### $*" | tee -a "$LOGS/suite.log"
+    timeout -k 5 "$LIMIT" "$@" 2>&1 | grep -v -E "it/s|s/it" | tee -a "$LOGS/suite.log"
+}
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$LOGS/suite.log"
 python -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__, torch.cuda.get_device_name())" | tee -a "$LOGS/suite.log"
@@ -23,10 +29,11 @@ epoch_timing() {
     local name=$1; shift
     nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 100 > "$LOGS/util_$name.txt" &
     local sampler=$!
-    python train.py labels=im augment=all trainer=gpu model.width=64 data=synthetic data.train_size=50000 \
+    timeout -k 5 "$LIMIT" python train.py labels=im augment=all trainer=gpu model.width=64 data=synthetic data.train_size=50000 \
         data.test_size=10000 data.val_size=5000 data.batch_size=512 trainer.max_epochs=4 logger=csv test=false \
         callbacks.model_checkpoint.save_last=false hydra.run.dir="$LOGS/epoch_$name" "$@" > "$LOGS/epoch_$name.log" 2>&1
     kill $sampler
+    [ -f "$LOGS/epoch_$name/csv/metrics.csv" ] || { echo "$name: no epoch finished within ${LIMIT} s" | tee -a "$LOGS/suite.log"; return; }
     python benchmarks/epoch_report.py "$LOGS/epoch_$name" "$LOGS/util_$name.txt" --name "$name" | tee -a "$LOGS/suite.log"
 }
 epoch_timing loader data.on_device=false augment.sampling=iid
