@@ -5,16 +5,30 @@ on a tiny folder in the official layout; evaluate.py end to end in both modes.""
 from __future__ import annotations
 
 import colorsys
+import csv
 import io
+import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from pathlib import Path
+
 from PIL import Image
 from scipy import ndimage
 
+from conftest import ROOT
 from infomatch.corruptions import functions
+from infomatch.corruptions.sources import OfficialCorruptions
+from infomatch.data import cifar100
+from infomatch.evaluation import EvaluationError
+from infomatch.models import ResNet18
+from infomatch.module import mix_seed
+from infomatch.tasks.evaluate import evaluate
 
 SEVERITIES = (2, 5)
 
@@ -308,3 +322,188 @@ def test_elastic_transform_matches_the_procedure(severity):
                            for d in range(3)], axis=2)
         references.append(warped)
     assert_close(run("elastic_transform", batch, severity), np.stack(references))
+
+
+def test_same_seed_same_images_and_distance_grows_with_severity():
+    batch = images(8)
+    for name in functions.CORRUPTIONS:
+        first, again, other = run(name, batch, 3, seed=1), run(name, batch, 3, seed=1), run(name, batch, 3, seed=2)
+        assert torch.equal(first, again), name
+        distance = [(run(name, batch, severity).float() - batch.float()).abs().mean().item() for severity in range(1, 6)]
+        assert distance[4] > distance[0] > 0 or name == "elastic_transform", (name, distance)
+        if name in MONOTONE:
+            assert all(later >= earlier - 0.05 for earlier, later in zip(distance, distance[1:])), (name, distance)
+        if name in RANDOM:
+            assert not torch.equal(first, other), name
+
+
+# random corruptions: another seed gives other images
+RANDOM = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "glass_blur", "motion_blur", "fog",
+          "elastic_transform")
+# the published constants make these strictly stronger with severity; glass blur, pixelate and saturate change
+# two parameters at once, and elastic trades the affine jitter (largest at severity 1) for the displacement
+MONOTONE = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "defocus_blur", "motion_blur",
+            "zoom_blur", "fog", "brightness", "contrast", "jpeg_compression", "gaussian_blur")
+
+
+# synthetic evaluation data of the tiny models below; 20 test images = 20 images per severity in the tiny files
+DATA = ["data=synthetic", "data.num_classes=10", "data.train_size=64", "data.val_size=16", "data.test_size=20"]
+QUICK = ["robustness.levels=2", "confidence.levels=2"]
+
+
+def run_folder(root, strategy: str, seed: int):
+    """A run folder as train.py leaves it, with an untrained width-8 model: what evaluation reads of it."""
+    torch.manual_seed(seed + (10 if strategy == "im" else 0))
+    net = ResNet18(num_classes=10, width=8)
+    target = {"hard": "infomatch.targets.HardLabels", "im": "infomatch.targets.InformationMatching"}[strategy]
+    folder = root / f"{seed}_{strategy}_all_seed{seed}"
+    (folder / "checkpoints").mkdir(parents=True)
+    torch.save({"state_dict": {f"net.{key}": value for key, value in net.state_dict().items()},
+                "infomatch_config": {"model": {"_target_": "infomatch.models.ResNet18", "num_classes": 10, "width": 8},
+                                     "labels": {"_target_": target}, "seed": seed},
+                "infomatch_normalization": {"mean": list(cifar100.MEAN), "std": list(cifar100.STD)}},
+               folder / "checkpoints" / "best_epoch000.ckpt")
+    return folder, net
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    nets = {f"{strategy}_seed{seed}": run_folder(root, strategy, seed)[1]
+            for strategy, seed in (("hard", 0), ("im", 0), ("im", 1))}
+    return root, nets
+
+
+def test_set(make_config) -> tuple[torch.Tensor, torch.Tensor]:
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(make_config(*DATA, config_name="evaluate").data)
+    datamodule.setup("test")
+    return datamodule.test_set
+
+
+def accuracy(net, corrupted: torch.Tensor, labels: torch.Tensor) -> float:
+    mean, std = torch.tensor(cifar100.MEAN).view(1, -1, 1, 1), torch.tensor(cifar100.STD).view(1, -1, 1, 1)
+    with torch.no_grad():
+        logits = net.eval()((corrupted.float() / 255 - mean) / std)
+    return (logits.argmax(1) == labels).float().mean().item()
+
+
+def test_regenerated_suite_end_to_end(make_config, sweep, tmp_path):
+    root, nets = sweep
+    cfg = make_config(*DATA, *QUICK, f"ckpt={root}", "corruptions=regenerated", "corruptions.names=all",
+                      "subset=12", "seed=3", config_name="evaluate")
+    results = evaluate(cfg)
+    part = results["corruptions"]
+    assert part["label"] == "regenerated, not the official files"
+    assert part["missing"] == ["snow", "frost", "spatter"] and len(part["names"]) == 16
+    assert part["compare_to"] == "hard" and part["num_images"] == 12
+
+    # one set by hand: the first 12 test images corrupted with the documented seeding, scored by the network
+    images, labels = test_set(make_config)
+    generator = torch.Generator().manual_seed(mix_seed(3, functions.ALL.index("fog"), 4))
+    fog = functions.fog(images[:12], 4, generator)
+    for name, net in nets.items():
+        assert part["models"][name]["sets"]["fog"]["top1"][3] == pytest.approx(accuracy(net, fog, labels[:12]))
+
+    hard = part["models"]["hard_seed0"]
+    benchmark = [name for name in part["names"] if name in functions.BENCHMARK]
+    assert len(benchmark) == 13 and part["benchmark"] == benchmark
+    assert hard["summary"]["mean_top1_benchmark"] == pytest.approx(
+        np.mean([hard["sets"][name]["top1"] for name in benchmark]))
+    assert hard["summary"]["mean_ece"] == pytest.approx(np.mean([hard["sets"][name]["ece"] for name in part["names"]]))
+    assert hard["summary"]["mce"] == pytest.approx(100)
+    im = part["models"]["im_seed0"]
+    clean_error = 1 - results["models"]["im_seed0"]["clean"]["top1"]
+    assert im["summary"]["mce"] == pytest.approx(100 * np.mean(
+        [np.sum(1 - np.array(im["sets"][name]["top1"])) / np.sum(1 - np.array(hard["sets"][name]["top1"]))
+         for name in benchmark]))
+    group = part["aggregate"]["im"]
+    assert group["n"] == 2 and group["summary"]["mean_top1_all"]["std"] is not None
+
+    output = Path(cfg.paths.output_dir)
+    summary = (output / "summary.md").read_text()
+    assert "Regenerated, not the official files" in summary and "Per strategy, mean ± std" in summary
+    with open(output / "metrics.csv") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["analysis"] == "cifar100c_regenerated"]
+    assert len(rows) == 3 * 16 * 5 * 3
+    assert json.loads((output / "metrics.json").read_text())["corruptions"]["label"] == part["label"]
+    assert {"corruptions_severity.png", "corruptions_heatmap.png"} <= {path.name for path in (output / "plots").iterdir()}
+
+
+def write_official(folder, images: torch.Tensor, labels: torch.Tensor, names=("fog", "contrast")):
+    """The release's layout: severity s holds the images with (s * 10)-level offsets, so each severity differs."""
+    folder.mkdir()
+    hwc_images = images.permute(0, 2, 3, 1).numpy()
+    stack = np.concatenate([np.clip(hwc_images.astype(int) + 10 * severity, 0, 255) for severity in range(1, 6)])
+    for name in names:
+        np.save(folder / f"{name}.npy", stack.astype(np.uint8))
+    np.save(folder / "labels.npy", np.tile(labels.numpy(), 5).astype(np.uint8))
+    return stack
+
+
+def test_official_files_are_read_per_severity(make_config, sweep, tmp_path):
+    root, nets = sweep
+    images, labels = test_set(make_config)
+    stack = write_official(tmp_path / "c", images, labels)
+    results = evaluate(make_config(*DATA, *QUICK, "plots=false", f"ckpt={root / '0_hard_all_seed0'}",
+                                   "corruptions=cifar100c", f"corruptions.root={tmp_path / 'c'}",
+                                   "corruptions.names=[contrast,fog]", "corruptions.severities=[2,5]", "subset=12",
+                                   config_name="evaluate"))
+    part = results["corruptions"]
+    assert part["label"] == "official CIFAR-100-C files" and part["names"] == ["fog", "contrast"]
+    for index, severity in enumerate((2, 5)):
+        expected = torch.from_numpy(stack[(severity - 1) * 20:(severity - 1) * 20 + 12]).permute(0, 3, 1, 2)
+        assert part["models"]["hard_seed0"]["sets"]["fog"]["top1"][index] == pytest.approx(
+            accuracy(nets["hard_seed0"], expected, labels[:12]))
+
+
+def test_official_file_problems_name_the_file(make_config, tmp_path):
+    images, labels = test_set(make_config)
+    write_official(tmp_path / "c", images, labels)
+    folder = tmp_path / "c"
+    with pytest.raises(EvaluationError, match="no such folder"):
+        OfficialCorruptions(str(tmp_path / "nowhere"))
+    with pytest.raises(EvaluationError, match="lacks gaussian_noise.npy, shot_noise.npy"):
+        OfficialCorruptions(str(folder))
+    with pytest.raises(EvaluationError, match="unknown"):
+        OfficialCorruptions(str(folder), names=["fogg"])
+    with pytest.raises(EvaluationError, match="severities"):
+        OfficialCorruptions(str(folder), names=["fog"], severities=[0, 6])
+    source = OfficialCorruptions(str(folder), names=["fog"])
+    with pytest.raises(EvaluationError, match="20 images per severity"):
+        source.check(images.repeat(2, 1, 1, 1), labels.repeat(2))
+    with pytest.raises(EvaluationError, match="labels at severity 1 differ"):
+        source.check(images, (labels + 1) % 10)
+
+    full = (folder / "fog.npy").read_bytes()
+    (folder / "fog.npy").write_bytes(full[: len(full) // 2])
+    with pytest.raises(EvaluationError, match=f"{folder / 'fog.npy'}: cannot read"):
+        OfficialCorruptions(str(folder), names=["fog"])
+    np.save(folder / "fog.npy", np.zeros((60, 32, 32, 3), dtype=np.uint8))
+    with pytest.raises(EvaluationError, match=f"{folder / 'fog.npy'}: expected uint8 images of shape \\(100, 32"):
+        OfficialCorruptions(str(folder), names=["contrast", "fog"])
+    np.save(folder / "labels.npy", np.zeros(99, dtype=np.uint8))
+    with pytest.raises(EvaluationError, match=f"{folder / 'labels.npy'}: expected one label"):
+        OfficialCorruptions(str(folder), names=["fog"])
+
+
+def run_entry_point(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "evaluate.py"), *DATA, *QUICK, "plots=false",
+               f"paths.log_dir={tmp_path}/outputs", *overrides]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_entry_point_with_a_run_folder(sweep, tmp_path):
+    root, _ = sweep
+    result = run_entry_point(tmp_path, f"ckpt={root / '1_im_all_seed1'}", "corruptions=regenerated", "subset=8",
+                             "corruptions.names=[gaussian_noise,jpeg_compression]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (metrics,) = (tmp_path / "outputs" / "eval").glob("*/metrics.json")
+    assert json.loads(metrics.read_text())["corruptions"]["models"]["im_seed1"]["sets"].keys() == {
+        "gaussian_noise", "jpeg_compression"}
+
+    result = run_entry_point(tmp_path, f"ckpt={root / '1_im_all_seed1'}", "corruptions=cifar100c",
+                             f"corruptions.root={tmp_path / 'absent'}")
+    assert result.returncode == 1 and "no such folder" in result.stderr and "Traceback" not in result.stderr

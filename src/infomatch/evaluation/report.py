@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from infomatch.evaluation import aggregate, plots
+from infomatch.evaluation import aggregate, corruption_report, plots
 
 CLEAN_COLUMNS = (("top1", "top-1 %", 100), ("top5", "top-5 %", 100), ("nll", "NLL", 1), ("ece", "ECE", 1),
                  ("brier", "Brier", 1))
@@ -28,6 +28,8 @@ def write_csv(results: dict[str, Any], path: Path) -> None:
                 for kind, values in model[analysis].items():
                     for level, value in zip(results[analysis]["levels"], values):
                         writer.writerow([*prefix, analysis, kind, level, metric, value])
+        if "corruptions" in results:
+            writer.writerows(corruption_report.csv_rows(results))
 
 
 def _row(cells: list) -> str:
@@ -143,6 +145,11 @@ def write_all(results: dict[str, Any], folder: Path, aggregated: bool, make_plot
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(results, indent=2))
     write_csv(results, folder / "metrics.csv")
-    (folder / "summary.md").write_text(summary_markdown(results, aggregated))
+    summary = summary_markdown(results, aggregated)
+    if "corruptions" in results:
+        summary += "\n" + corruption_report.markdown(results, aggregated)
+    (folder / "summary.md").write_text(summary)
     if make_plots:
         write_plots(results, folder / "plots", aggregated)
+        if "corruptions" in results:
+            corruption_report.write_plots(results, folder / "plots", aggregated)
