@@ -374,7 +374,7 @@ def sweep(tmp_path_factory):
     return root, nets
 
 
-def test_set(make_config) -> tuple[torch.Tensor, torch.Tensor]:
+def synthetic_test_set(make_config) -> tuple[torch.Tensor, torch.Tensor]:
     from hydra.utils import instantiate
 
     datamodule = instantiate(make_config(*DATA, config_name="evaluate").data)
@@ -400,7 +400,7 @@ def test_regenerated_suite_end_to_end(make_config, sweep, tmp_path):
     assert part["compare_to"] == "hard" and part["num_images"] == 12
 
     # one set by hand: the first 12 test images corrupted with the documented seeding, scored by the network
-    images, labels = test_set(make_config)
+    images, labels = synthetic_test_set(make_config)
     generator = torch.Generator().manual_seed(mix_seed(3, functions.ALL.index("fog"), 4))
     fog = functions.fog(images[:12], 4, generator)
     for name, net in nets.items():
@@ -444,7 +444,7 @@ def write_official(folder, images: torch.Tensor, labels: torch.Tensor, names=("f
 
 def test_official_files_are_read_per_severity(make_config, sweep, tmp_path):
     root, nets = sweep
-    images, labels = test_set(make_config)
+    images, labels = synthetic_test_set(make_config)
     stack = write_official(tmp_path / "c", images, labels)
     results = evaluate(make_config(*DATA, *QUICK, "plots=false", f"ckpt={root / '0_hard_all_seed0'}",
                                    "corruptions=cifar100c", f"corruptions.root={tmp_path / 'c'}",
@@ -459,7 +459,7 @@ def test_official_files_are_read_per_severity(make_config, sweep, tmp_path):
 
 
 def test_official_file_problems_name_the_file(make_config, tmp_path):
-    images, labels = test_set(make_config)
+    images, labels = synthetic_test_set(make_config)
     write_official(tmp_path / "c", images, labels)
     folder = tmp_path / "c"
     with pytest.raises(EvaluationError, match="no such folder"):

@@ -108,7 +108,7 @@ class OfficialCorruptions:
         start = (severity - 1) * self.per_severity
         array = self.arrays[name]
         for offset, chunk_labels in zip(range(0, len(labels), batch_size), labels.split(batch_size)):
-            chunk = np.ascontiguousarray(array[start + offset:start + offset + len(chunk_labels)])
+            chunk = np.array(array[start + offset:start + offset + len(chunk_labels)])  # a writable copy of this batch only
             yield torch.from_numpy(chunk).permute(0, 3, 1, 2).to(images.device), chunk_labels
 
 
