@@ -159,25 +159,50 @@ def test_defocus_blur_matches_the_procedure(severity):
     assert_close(run("defocus_blur", batch, severity), reference)
 
 
+def imagemagick_motion_blur(x: np.ndarray, radius: float, sigma: float, angle: float) -> np.ndarray:
+    """MotionBlurImage as ImageMagick's effect.c computes it, on an (H, W, C) float image; unrounded."""
+    width = int(2 * math.ceil(radius) + 1)
+    weights = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2))
+    weights /= weights.sum()
+    out = np.zeros_like(x)
+    for i, weight in enumerate(weights):
+        dx = math.ceil(i * math.cos(math.radians(angle)) - 0.5)
+        dy = math.ceil(i * math.sin(math.radians(angle)) - 0.5)
+        rows = np.clip(np.arange(x.shape[0]) + dy, 0, x.shape[0] - 1)  # 'edge' virtual pixels
+        columns = np.clip(np.arange(x.shape[1]) + dx, 0, x.shape[1] - 1)
+        out += weight * x[rows][:, columns]
+    return out
+
+
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_motion_blur_matches_imagemagick(severity):
     batch = images()
     radius, sigma = [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)][severity - 1]
     angles = torch.rand(len(batch), 1, generator=replay(), dtype=torch.float64).numpy()[:, 0] * 90 - 45
-    width = int(2 * math.ceil(radius) + 1)
-    weights = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2))
-    weights /= weights.sum()
-    references = []
-    for x, angle in zip(hwc(batch), angles):
-        out = np.zeros_like(x)
-        for i, weight in enumerate(weights):
-            dx = math.ceil(i * math.cos(math.radians(angle)) - 0.5)
-            dy = math.ceil(i * math.sin(math.radians(angle)) - 0.5)
-            rows = np.clip(np.arange(32) + dy, 0, 31)
-            columns = np.clip(np.arange(32) + dx, 0, 31)
-            out += weight * x[rows][:, columns]
-        references.append(out)
+    references = [imagemagick_motion_blur(x, radius, sigma, angle) for x, angle in zip(hwc(batch), angles)]
     assert_close(run("motion_blur", batch, severity), np.stack(references), rounding="round")
+
+
+@pytest.mark.parametrize("severity", (3, 5))
+def test_snow_matches_the_procedure(severity):
+    batch = images()
+    c = [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+         (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)][severity - 1]
+    generator = replay()
+    normal = torch.randn(len(batch), 32, 32, generator=generator, dtype=torch.float64).numpy()
+    angles = torch.rand(len(batch), 1, generator=generator, dtype=torch.float64).numpy()[:, 0] * 90 - 135
+    references = []
+    for x, z, angle in zip(hwc(batch), normal, angles):
+        snow_layer = c[0] + c[1] * z
+        snow_layer = clipped_zoom(snow_layer[..., np.newaxis], c[2])
+        snow_layer[snow_layer < c[3]] = 0
+        snow_layer = (np.clip(snow_layer, 0, 1) * 255).astype(np.uint8) / 255.  # the 8-bit grey PNG
+        blurred = imagemagick_motion_blur(snow_layer, c[4], c[5], angle)
+        snow_layer = np.floor(np.clip(blurred, 0, 1) * 255 + 0.5) / 255.
+        grey = (x @ np.array([0.299, 0.587, 0.114]))[..., np.newaxis]  # cv2.COLOR_RGB2GRAY
+        x = c[6] * x + (1 - c[6]) * np.maximum(x, grey * 1.5 + 0.5)
+        references.append(x + snow_layer + np.rot90(snow_layer, k=2))
+    assert_close(run("snow", batch, severity), np.stack(references))
 
 
 def clipped_zoom(img: np.ndarray, zoom_factor: float) -> np.ndarray:
@@ -338,8 +363,8 @@ def test_same_seed_same_images_and_distance_grows_with_severity():
 
 
 # random corruptions: another seed gives other images
-RANDOM = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "glass_blur", "motion_blur", "fog",
-          "elastic_transform")
+RANDOM = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "glass_blur", "motion_blur", "snow",
+          "fog", "elastic_transform")
 # the published constants make these strictly stronger with severity; glass blur, pixelate and saturate change
 # two parameters at once, and elastic trades the affine jitter (largest at severity 1) for the displacement
 MONOTONE = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "defocus_blur", "motion_blur",
@@ -396,7 +421,7 @@ def test_regenerated_suite_end_to_end(make_config, sweep, tmp_path):
     results = evaluate(cfg)
     part = results["corruptions"]
     assert part["label"] == "regenerated, not the official files"
-    assert part["missing"] == ["snow", "frost", "spatter"] and len(part["names"]) == 16
+    assert part["missing"] == ["frost", "spatter"] and len(part["names"]) == 17
     assert part["compare_to"] == "hard" and part["num_images"] == 12
 
     # one set by hand: the first 12 test images corrupted with the documented seeding, scored by the network
@@ -408,7 +433,7 @@ def test_regenerated_suite_end_to_end(make_config, sweep, tmp_path):
 
     hard = part["models"]["hard_seed0"]
     benchmark = [name for name in part["names"] if name in functions.BENCHMARK]
-    assert len(benchmark) == 13 and part["benchmark"] == benchmark
+    assert len(benchmark) == 14 and part["benchmark"] == benchmark
     assert hard["summary"]["mean_top1_benchmark"] == pytest.approx(
         np.mean([hard["sets"][name]["top1"] for name in benchmark]))
     assert hard["summary"]["mean_ece"] == pytest.approx(np.mean([hard["sets"][name]["ece"] for name in part["names"]]))
@@ -426,7 +451,7 @@ def test_regenerated_suite_end_to_end(make_config, sweep, tmp_path):
     assert "Regenerated, not the official files" in summary and "Per strategy, mean ± std" in summary
     with open(output / "metrics.csv") as handle:
         rows = [row for row in csv.DictReader(handle) if row["analysis"] == "cifar100c_regenerated"]
-    assert len(rows) == 3 * 16 * 5 * 3
+    assert len(rows) == 3 * 17 * 5 * 3
     assert json.loads((output / "metrics.json").read_text())["corruptions"]["label"] == part["label"]
     assert {"corruptions_severity.png", "corruptions_heatmap.png"} <= {path.name for path in (output / "plots").iterdir()}
 

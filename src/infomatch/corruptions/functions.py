@@ -7,8 +7,8 @@ clipped to [0, 1], times 255, truncated (``np.uint8``), or rounded where the pro
 codec (ImageMagick, PIL). Random draws come from ``generator`` in the order each docstring states, so a
 seed fixes the images. Arithmetic is float64 (as the procedure's numpy), so truncation rarely differs.
 
-Snow, frost and spatter are not regenerated: frost needs the benchmark's frost photographs, and snow and
-spatter depend on OpenCV / ImageMagick internals beyond the motion-blur kernel reproduced here.
+Frost and spatter are not regenerated: frost needs the benchmark's frost photographs, and spatter
+depends on OpenCV internals (Canny edges, distance transform, histogram equalization).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ CONTRAST = (0.75, 0.5, 0.4, 0.3, 0.15)  # factor around the per-channel mean
 SATURATE = ((0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2))  # HSV saturation * a + b
 JPEG_QUALITY = (80, 65, 58, 50, 40)
 PIXELATE = (0.95, 0.9, 0.85, 0.75, 0.65)  # box-downscale factor
+# (layer mean, layer std, layer zoom, threshold, blur radius, blur sigma, image weight)
+SNOW = ((0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8))
+GREY_WEIGHTS = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)  # OpenCV's RGB2GRAY
 # (alpha, sigma, affine jitter) as fractions of the image size 32
 ELASTIC = ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03))
 ELASTIC_SCALE = 32
@@ -199,28 +203,24 @@ def defocus_blur(x: Tensor, severity: int, generator: torch.Generator) -> Tensor
     return _truncate(F.conv2d(padded, kernel.expand(channels, 1, -1, -1), groups=channels))
 
 
-def motion_blur(x: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """ImageMagick's MotionBlurImage(radius, sigma, angle), angle ~ U(-45, 45) degrees per image.
+def _motion_blur(image: Tensor, radius: float, sigma: float, angle: Tensor) -> Tensor:
+    """ImageMagick's MotionBlurImage(radius, sigma, angle) of (B, C, H, W) floats, angle (B, 1) in degrees.
 
     Width 2 * ceil(radius) + 1 taps with weights exp(-i^2 / (2 sigma^2)), i = 0.., normalized, read at
-    offsets (ceil(i cos a - 0.5), ceil(i sin a - 0.5)) in (column, row), edge pixels repeated outside the
-    image; the PNG round trip rounds to 8 bits. Draws: one uniform per image for the angle.
+    offsets (ceil(i cos a - 0.5), ceil(i sin a - 0.5)) in (column, row), edge pixels repeated outside.
     """
-    radius, sigma = MOTION_BLUR[severity - 1]
-    image = _unit(x)
     batch, channels, height, width = image.shape
     taps = 2 * math.ceil(radius) + 1
-    steps = torch.arange(taps, device=x.device, dtype=image.dtype)
+    steps = torch.arange(taps, device=image.device, dtype=image.dtype)
     weights = torch.exp(-steps**2 / (2 * sigma**2))
     weights /= weights.sum()
-    angle = torch.deg2rad(_uniform((batch, 1), generator, image) * 90 - 45)
     # as ImageMagick computes them: i * (width * cos) / hypot(width * sin, width * cos)
-    along_x, along_y = taps * torch.sin(angle), taps * torch.cos(angle)
+    along_x, along_y = taps * torch.sin(torch.deg2rad(angle)), taps * torch.cos(torch.deg2rad(angle))
     length = torch.hypot(along_x, along_y)
     dx = torch.ceil(steps * along_y / length - 0.5).long()  # (B, taps)
     dy = torch.ceil(steps * along_x / length - 0.5).long()
-    rows = torch.arange(height, device=x.device)[None, None, :, None]
-    columns = torch.arange(width, device=x.device)[None, None, None, :]
+    rows = torch.arange(height, device=image.device)[None, None, :, None]
+    columns = torch.arange(width, device=image.device)[None, None, None, :]
     index = ((rows + dy[:, :, None, None]).clamp(0, height - 1) * width
              + (columns + dx[:, :, None, None]).clamp(0, width - 1))  # (B, taps, H, W)
     flat = image.flatten(2)
@@ -228,7 +228,36 @@ def motion_blur(x: Tensor, severity: int, generator: torch.Generator) -> Tensor:
     for tap in range(taps):
         gathered = flat.gather(2, index[:, tap].flatten(1)[:, None].expand(-1, channels, -1)).view_as(image)
         blurred += weights[tap] * gathered
-    return _round(blurred)
+    return blurred
+
+
+def motion_blur(x: Tensor, severity: int, generator: torch.Generator) -> Tensor:
+    """ImageMagick motion blur at an angle ~ U(-45, 45) degrees per image; the PNG round trip rounds to
+    8 bits. Draws: one uniform per image for the angle."""
+    image = _unit(x)
+    angle = _uniform((len(image), 1), generator, image) * 90 - 45
+    return _round(_motion_blur(image, *MOTION_BLUR[severity - 1], angle))
+
+
+def snow(x: Tensor, severity: int, generator: torch.Generator) -> Tensor:
+    """A snow layer N(loc, scale) per pixel, zoomed (clipped_zoom), zeroed below a threshold, stored as an
+    8-bit grey image, motion-blurred by ImageMagick at an angle ~ U(-135, -45) (8-bit result); the image is
+    brightened towards max(x, 1.5 grey + 0.5) and the layer and its 180-degree rotation added.
+    Draws: one standard normal per pixel (B, H, W), then one uniform per image for the angle."""
+    loc, scale, zoom, threshold, radius, sigma, keep = SNOW[severity - 1]
+    image = _unit(x)
+    batch, _, height, width = image.shape
+    layer = loc + scale * torch.randn((batch, 1, height, width), generator=generator, device=x.device,
+                                      dtype=image.dtype)
+    rows = _zoom_matrix(zoom, height).to(device=x.device, dtype=image.dtype)
+    columns = _zoom_matrix(zoom, width).to(device=x.device, dtype=image.dtype)
+    layer = rows @ layer @ columns.T
+    layer = (torch.where(layer < threshold, 0, layer).clamp(0, 1) * 255).floor() / 255
+    angle = _uniform((batch, 1), generator, image) * 90 - 135
+    layer = (_motion_blur(layer, radius, sigma, angle).clamp(0, 1) * 255 + 0.5).floor() / 255
+    grey = (GREY_WEIGHTS.to(device=x.device, dtype=image.dtype).view(1, 3, 1, 1) * image).sum(dim=1, keepdim=True)
+    image = keep * image + (1 - keep) * torch.maximum(image, grey * 1.5 + 0.5)
+    return _truncate(image + layer + layer.flip(-2, -1))
 
 
 @lru_cache(maxsize=64)
@@ -443,7 +472,7 @@ ALL = BENCHMARK + EXTRA
 CORRUPTIONS: dict[str, Corruption] = {
     "gaussian_noise": gaussian_noise, "shot_noise": shot_noise, "impulse_noise": impulse_noise,
     "defocus_blur": defocus_blur, "glass_blur": glass_blur, "motion_blur": motion_blur, "zoom_blur": zoom_blur,
-    "fog": fog, "brightness": brightness, "contrast": contrast, "elastic_transform": elastic_transform,
+    "snow": snow, "fog": fog, "brightness": brightness, "contrast": contrast, "elastic_transform": elastic_transform,
     "pixelate": pixelate, "jpeg_compression": jpeg_compression,
     "speckle_noise": speckle_noise, "gaussian_blur": gaussian_blur, "saturate": saturate,
 }
