@@ -26,6 +26,7 @@ from infomatch.corruptions import functions
 from infomatch.corruptions.sources import OfficialCorruptions
 from infomatch.data import cifar100
 from infomatch.evaluation import EvaluationError
+from infomatch.evaluation.corruptions import check_baseline
 from infomatch.models import ResNet18
 from infomatch.module import mix_seed
 from infomatch.tasks.evaluate import evaluate
@@ -476,7 +477,7 @@ def test_official_files_are_read_per_severity(make_config, sweep, tmp_path):
                                    "corruptions.names=[contrast,fog]", "corruptions.severities=[2,5]", "subset=12",
                                    config_name="evaluate"))
     part = results["corruptions"]
-    assert part["label"] == "official CIFAR-100-C files" and part["names"] == ["fog", "contrast"]
+    assert part["label"] == "official files" and part["names"] == ["fog", "contrast"]
     for index, severity in enumerate((2, 5)):
         expected = torch.from_numpy(stack[(severity - 1) * 20:(severity - 1) * 20 + 12]).permute(0, 3, 1, 2)
         assert part["models"]["hard_seed0"]["sets"]["fog"]["top1"][index] == pytest.approx(
@@ -489,6 +490,8 @@ def test_official_file_problems_name_the_file(make_config, tmp_path):
     folder = tmp_path / "c"
     with pytest.raises(EvaluationError, match="no such folder"):
         OfficialCorruptions(str(tmp_path / "nowhere"))
+    with pytest.raises(EvaluationError, match="compare_to=ls is neither"):
+        check_baseline("ls", ["hard_seed0", "im_seed0"], ["hard", "im"])
     with pytest.raises(EvaluationError, match="lacks gaussian_noise.npy, shot_noise.npy"):
         OfficialCorruptions(str(folder))
     with pytest.raises(EvaluationError, match="unknown"):

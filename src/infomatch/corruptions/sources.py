@@ -48,7 +48,7 @@ class OfficialCorruptions:
     and ``labels.npy`` (5 n,). Memory-mapped: only the batches being scored are read."""
 
     kind = "official"
-    label = "official CIFAR-100-C files"
+    label = "official files"
 
     def __init__(self, root: str, names: str | Sequence[str] = "benchmark",
                  severities: Sequence[int] = SEVERITIES) -> None:

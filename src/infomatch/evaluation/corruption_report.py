@@ -14,24 +14,26 @@ import numpy as np
 
 from infomatch.evaluation.plots import colors, plt  # plots sets the Agg backend and the figure style
 
-# (summary key, column header, scale: 100 for percentages of fractions, 1 otherwise)
-SUMMARY_COLUMNS = (("mean_top1_benchmark", "mean top-1 %, benchmark", 100), ("mean_top1_all", "mean top-1 %, all", 100),
-                   ("mean_top1_resemble_training", "top-1 %, like training", 100),
-                   ("mean_top1_other", "top-1 %, other", 100), ("mce", "mCE %", 1),
-                   ("relative_mce", "relative mCE %", 1), ("mean_ece", "mean ECE", 1), ("mean_nll", "mean NLL", 1))
+# (summary key, column header, scale, decimals): fractions shown in %, mCE already in %
+SUMMARY_COLUMNS = (("mean_top1_benchmark", "mean top-1 %, benchmark", 100, 2),
+                   ("mean_top1_all", "mean top-1 %, all", 100, 2),
+                   ("mean_top1_resemble_training", "top-1 %, like training", 100, 2),
+                   ("mean_top1_other", "top-1 %, other", 100, 2), ("mce", "mCE %", 1, 2),
+                   ("relative_mce", "relative mCE %", 1, 2), ("mean_ece", "mean ECE", 1, 4),
+                   ("mean_nll", "mean NLL", 1, 4))
 
 
 def title(part: dict[str, Any]) -> str:
     return f"CIFAR-100-C ({part['label']})"
 
 
-def _cell(stats: Any, scale: float) -> str:
-    """A number, or mean ± std for {"mean", "std"}; percentages with 2 decimals, other metrics with 4."""
+def _cell(stats: Any, scale: float, decimals: int | None = None) -> str:
+    """A number, or mean ± std for {"mean", "std"}; by default percentages with 2 decimals, others with 4."""
     if isinstance(stats, dict):
-        mean = _cell(stats["mean"], scale)
-        return mean if stats["std"] is None else f"{mean} ± {_cell(stats['std'], scale)}"
-    digits = 2 if scale == 100 else 4
-    return f"{stats * scale:.{digits}f}"
+        mean = _cell(stats["mean"], scale, decimals)
+        return mean if stats["std"] is None else f"{mean} ± {_cell(stats['std'], scale, decimals)}"
+    decimals = (2 if scale == 100 else 4) if decimals is None else decimals
+    return f"{stats * scale:.{decimals}f}"
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -54,19 +56,20 @@ def markdown(results: dict[str, Any], aggregated: bool) -> str:
               f"- like training = the noise, blur and pixelate corruptions evaluated "
               f"({', '.join(part['resemble_training']) or 'none'}); other = the rest",
               "- mCE and relative mCE: % of the baseline's errors over the benchmark corruptions, baseline "
-              + (f"`{part['compare_to']}` (compare_to)" if part["compare_to"] else "none (no `hard` model; set compare_to)"),
+              + (f"`{part['compare_to']}` (compare_to)" if part["compare_to"] else "none (no `hard` model; set compare_to)")
+              + "; relative mCE counts the drop from clean accuracy, undefined if the baseline has none",
               "- calibration under shift: ECE and NLL averaged over all corrupted sets", ""]
     columns = [column for column in SUMMARY_COLUMNS
                if any(column[0] in model["summary"] for model in part["models"].values())]
     lines += ["### Summary", ""]
-    lines += _table(["model", "clean top-1 %", *(header for _, header, _ in columns)],
+    lines += _table(["model", "clean top-1 %", *(header for _, header, _, _ in columns)],
                     [[name, _cell(results["models"][name]["clean"]["top1"], 100),
-                      *(_cell(model["summary"][key], scale) for key, _, scale in columns)]
+                      *(_cell(model["summary"][key], scale, decimals) for key, _, scale, decimals in columns)]
                      for name, model in part["models"].items()])
     if aggregated:
         lines += ["Per strategy, mean ± std over seeds:", ""]
-        lines += _table(["strategy", "models", *(header for _, header, _ in columns)],
-                        [[strategy, group["n"], *(_cell(group["summary"][key], scale) for key, _, scale in columns)]
+        lines += _table(["strategy", "models", *(header for _, header, _, _ in columns)],
+                        [[strategy, group["n"], *(_cell(group["summary"][key], scale, decimals) for key, _, scale, decimals in columns)]
                          for strategy, group in part["aggregate"].items()])
     models = list(part["models"])
     lines += ["### Top-1 % per corruption, mean over severities", ""]

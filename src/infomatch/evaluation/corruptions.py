@@ -55,17 +55,22 @@ def _errors(sets: dict[str, dict[str, list[float]]], clean_top1: float) -> dict[
     return {"clean": 1 - clean_top1, "sets": {name: 1 - np.array(values["top1"]) for name, values in sets.items()}}
 
 
+def check_baseline(compare_to: str | None, names: list[str], strategies: list[str]) -> None:
+    """compare_to must name an evaluated model or strategy; checked before any scoring."""
+    if compare_to is not None and compare_to not in names and compare_to not in strategies:
+        raise EvaluationError(f"compare_to={compare_to} is neither an evaluated model ({', '.join(names)}) nor a "
+                              f"labels strategy among them ({', '.join(sorted(set(strategies)))})")
+
+
 def _baseline(compare_to: str | None, scores: dict, clean: dict[str, dict], strategies: dict[str, str]):
-    """(label, errors) of the baseline: a model by name, or a strategy's models averaged; None without one."""
+    """(label, errors) of the baseline: a model by name, or a strategy's models averaged; (None, None) when
+    compare_to is unset and no model or strategy is called hard."""
     chosen = compare_to or "hard"
     if chosen in scores:
         return chosen, _errors(scores[chosen], clean[chosen]["top1"])
     members = [name for name, strategy in strategies.items() if strategy == chosen]
     if not members:
-        if compare_to is None:
-            return None, None
-        raise EvaluationError(f"compare_to={compare_to} is neither an evaluated model ({', '.join(scores)}) nor a "
-                              f"labels strategy among them ({', '.join(sorted(set(strategies.values())))})")
+        return None, None
     each = [_errors(scores[name], clean[name]["top1"]) for name in members]
     return chosen, {"clean": float(np.mean([errors["clean"] for errors in each])),
                     "sets": {corruption: np.mean([errors["sets"][corruption] for errors in each], axis=0)

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from infomatch.augment import DEGRADATIONS
 from infomatch.evaluation import aggregate, report
-from infomatch.evaluation.corruptions import corruption_results, corruption_scores
+from infomatch.evaluation.corruptions import check_baseline, corruption_results, corruption_scores
 from infomatch.evaluation.clean import clean_metrics, predict, reliability_bins
 from infomatch.evaluation.degraded import correct, curves_by_model, degradation_curves, true_class_probability
 from infomatch.evaluation.loading import CheckpointError, EvaluationError, LoadedModel, load_models
@@ -81,6 +81,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     corruptions = instantiate(cfg.corruptions) if cfg.get("corruptions") else None
     if corruptions is not None:
         corruptions.check(images, labels)
+        check_baseline(cfg.get("compare_to"), [model.name for model in models], [model.strategy for model in models])
     log.info("evaluating %d model(s) on %d test images on %s", len(models), len(labels), device)
 
     results_by_model: dict[str, dict[str, Any]] = {}
