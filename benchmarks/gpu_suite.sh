@@ -15,6 +15,7 @@ run python benchmarks/bench_degrade_nmi.py --device cuda --batch 256 --batches 2
 run python benchmarks/bench_train_step.py --widths 16 64 --batch 512 --steps 30 --rounds 3
 run python benchmarks/bench_lightning_overhead.py --width 64 --batch 512 --steps 60 --rounds 2
 run python benchmarks/bench_lightning_overhead.py --width 64 --batch 512 --steps 60 --rounds 2 --lightning-defaults
+run python benchmarks/bench_corruptions.py --device cuda --images 10000 --width 64
 run python train.py labels=im augment=all trainer=gpu model.width=64 data=synthetic data.train_size=50000 \
     data.test_size=10000 data.val_size=5000 data.batch_size=512 trainer.max_epochs=4 logger=csv \
     hydra.run.dir="$LOGS/epoch_timing"
