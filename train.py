@@ -16,8 +16,10 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     # imported once Hydra has parsed the command line, so mistakes in it are reported without waiting for torch
+    from infomatch.console import tidy_lightning_logging
     from infomatch.tasks.train import USER_ERRORS, train
 
+    tidy_lightning_logging()
     try:
         metrics = train(cfg)
     except USER_ERRORS as error:

@@ -18,8 +18,8 @@ import torch
 from common import Stopwatch
 from infomatch.corruptions import BENCHMARK, RegeneratedCorruptions
 from infomatch.evaluation.corruptions import corruption_scores
-from infomatch.evaluation.loading import NormalizedClassifier
 from infomatch.models import ResNet18
+from infomatch.models.classifier import NormalizedClassifier
 
 
 def main() -> None:

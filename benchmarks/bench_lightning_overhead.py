@@ -21,7 +21,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from common import add_malloc_flag, autocast, build_module, default_precision, random_batches, set_up_malloc, synchronize
+from common import (RandomDataModule, add_malloc_flag, autocast, build_module, build_stage, default_precision,
+                    device_name, set_up_malloc, synchronize)
+from infomatch.data.loading import DeviceBatches, batch_loader
 from infomatch.losses import soft_cross_entropy
 
 
@@ -52,35 +54,48 @@ def training_loop_settings(lightning_defaults: bool) -> tuple[list[L.Callback], 
     return [instantiate(cfg.callbacks.progress_bar)], {"log_every_n_steps": cfg.trainer.log_every_n_steps}
 
 
-def lightning_seconds(width, batches, warmup, device, precision, lightning_defaults: bool) -> float:
-    module = build_module(width, degrade=True)
+def lightning_seconds(width, count, batch, warmup, device, precision, lightning_defaults: bool, on_device: bool,
+                      compile: bool | str) -> float:
+    module = build_module(width, compile=compile)
+    data = RandomDataModule(count, batch, stage=build_stage(), on_device=on_device, shuffle_seed=0)
     timer = TimeAfterWarmup(warmup, device)
     callbacks, settings = training_loop_settings(lightning_defaults)
     trainer = L.Trainer(accelerator=device.type, devices=1, max_epochs=1, precision=precision,
                         limit_val_batches=0, enable_checkpointing=False, logger=L.pytorch.loggers.CSVLogger("/tmp/bench_logs"),
                         callbacks=[timer, *callbacks], enable_model_summary=False, **settings)
-    trainer.fit(module, train_dataloaders=batches)
+    trainer.fit(module, datamodule=data)
     return timer.seconds
 
 
-def bare_seconds(width, batches, warmup, device, precision) -> float:
-    module = build_module(width, degrade=True).to(device).train()
-    module.on_fit_start()  # memory format as in training
+def bare_seconds(width, count, batch, warmup, device, precision, on_device: bool, compile: bool | str) -> float:
+    """The same work in a plain loop: the same batches, stage, strategy, forward, loss and AdamW."""
+    module = build_module(width, compile=compile).to(device).train()
+    module.on_fit_start()  # memory format (and compilation) as in training
     optimizer = module.configure_optimizers()
-    for index, (images_u8, labels) in enumerate(batches):
+    stage = build_stage()
+    images, labels = RandomDataModule(count, batch).load()[:2]
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    images, labels = images[order], labels[order]
+    batches = (random_batches_from(images, labels, batch, device) if on_device
+               else batch_loader(images, labels, batch, shuffle=False, pin_memory=device.type == "cuda"))
+    for index, (images_u8, labels_batch) in enumerate(batches):
         if index == warmup:
             synchronize(device)
             start = time.perf_counter()
-        images = images_u8.to(device, non_blocking=True).float().div_(255)
-        batch = module.training_batch(images, labels.to(device, non_blocking=True))
+        record = stage(images_u8.to(device, non_blocking=True), labels_batch.to(device, non_blocking=True))
+        targets, _ = module.strategy(record, module.num_classes)
         with autocast(device, precision):
-            logits = module(batch["x"])
-        loss = soft_cross_entropy(logits, batch["targets"])
+            logits = module(record.degraded)
+        loss = soft_cross_entropy(logits, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
     synchronize(device)
     return time.perf_counter() - start
+
+
+def random_batches_from(images, labels, batch, device):
+    return DeviceBatches(images, labels, batch, shuffle=False, seed=0, device=device, epoch=lambda: 0)
 
 
 def main() -> None:
@@ -94,23 +109,29 @@ def main() -> None:
     parser.add_argument("--precision", default=None, help="default: bf16-mixed on GPU, 32-true on CPU")
     parser.add_argument("--lightning-defaults", action="store_true",
                         help="Lightning's default progress bar and logging instead of train.py's")
+    parser.add_argument("--data", choices=("loader", "device"), default="loader",
+                        help="batches from a DataLoader (data.on_device=false) or gathered on the device")
+    parser.add_argument("--compile", default="false", help="trainer.compile: false, true or a torch.compile mode")
     add_malloc_flag(parser)
     args = parser.parse_args()
     malloc = set_up_malloc(args)
     device = torch.device(args.device)
     precision = args.precision or default_precision(device)
-    batches = random_batches(args.warmup + args.steps, args.batch)
+    compile = {"false": False, "true": True}.get(args.compile, args.compile)
+    on_device = args.data == "device"
+    count = args.warmup + args.steps
     seconds = {"bare": 0.0, "lightning": 0.0}
     for _ in range(args.rounds):  # alternate so that machine noise hits both loops alike
         L.seed_everything(0, verbose=False)
-        seconds["bare"] += bare_seconds(args.width, batches, args.warmup, device, precision)
+        seconds["bare"] += bare_seconds(args.width, count, args.batch, args.warmup, device, precision, on_device, compile)
         L.seed_everything(0, verbose=False)
-        seconds["lightning"] += lightning_seconds(args.width, batches, args.warmup, device, precision,
-                                                  args.lightning_defaults)
+        seconds["lightning"] += lightning_seconds(args.width, count, args.batch, args.warmup, device, precision,
+                                                  args.lightning_defaults, on_device, compile)
     images = args.batch * args.steps * args.rounds
     bare, lightning = images / seconds["bare"], images / seconds["lightning"]
     loop = "lightning-defaults" if args.lightning_defaults else "train.py-progress-bar-and-logging"
-    print(f"device={device} precision={precision} {malloc} {loop} width={args.width} batch={args.batch} timed steps={args.steps}x{args.rounds}")
+    print(f"device={device} ({device_name(device)}) precision={precision} {malloc} {loop} data={args.data} "
+          f"compile={args.compile} width={args.width} batch={args.batch} timed steps={args.steps}x{args.rounds}")
     print(f"{'loop':>9} | {'img/s':>7}")
     print(f"{'bare':>9} | {bare:>7.0f}")
     print(f"{'lightning':>9} | {lightning:>7.0f}")

@@ -14,20 +14,23 @@ import argparse
 
 import torch
 
-from common import Stopwatch, add_malloc_flag, autocast, build_module, default_precision, random_batches, set_up_malloc
+from common import (Stopwatch, add_malloc_flag, autocast, build_module, build_stage, default_precision, device_name,
+                    random_batches, set_up_malloc)
+from infomatch.augment import SAMPLINGS
+from infomatch.data.stage import to_unit_range
 from infomatch.losses import soft_cross_entropy
 from infomatch.targets import one_hot
 
 
-def make_step(module, optimizer, device, precision: str, stage: bool):
+def make_step(module, stage, optimizer, device, precision: str, with_stage: bool):
     def step(images_u8, labels):
-        images = images_u8.to(device, non_blocking=True).float().div_(255)
+        images_u8 = images_u8.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        if stage:
-            batch = module.training_batch(images, labels)
-            images, targets = batch["x"], batch["targets"]
+        if with_stage:
+            batch = stage(images_u8, labels)
+            images, (targets, _) = batch.degraded, module.strategy(batch, module.num_classes)
         else:
-            targets = one_hot(labels, module.num_classes)
+            images, targets = to_unit_range(images_u8), one_hot(labels, module.num_classes)
         with autocast(device, precision):
             logits = module(images)
         loss = soft_cross_entropy(logits, targets)
@@ -37,11 +40,11 @@ def make_step(module, optimizer, device, precision: str, stage: bool):
     return step
 
 
-def stage_only(module, device, batches) -> float:
+def stage_only(module, stage, device, batches) -> float:
+    """Seconds for the data stage and the targets alone over ``batches``."""
     with Stopwatch(device) as watch:
         for images_u8, labels in batches:
-            images = images_u8.to(device).float().div_(255)
-            module.training_batch(images, labels.to(device))
+            module.strategy(stage(images_u8.to(device), labels.to(device)), module.num_classes)
     return watch.seconds
 
 
@@ -52,32 +55,39 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", default=None, help="default: bf16-mixed on GPU, 32-true on CPU")
+    parser.add_argument("--precision", default=None, help="default: what trainer.precision=auto picks")
+    parser.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
+                        help="auto: as training (GPU only)")
+    parser.add_argument("--sampling", choices=SAMPLINGS, default="stratified", help="degradation types per batch")
     add_malloc_flag(parser)
     args = parser.parse_args()
     malloc = set_up_malloc(args)
     device = torch.device(args.device)
     precision = args.precision or default_precision(device)
     batches = random_batches(args.steps, args.batch)
-    print(f"device={device} precision={precision} {malloc} threads={torch.get_num_threads()} batch={args.batch} steps/round={args.steps} rounds={args.rounds}")
+    print(f"device={device} ({device_name(device)}) precision={precision} channels_last={args.channels_last} "
+          f"sampling={args.sampling} {malloc} threads={torch.get_num_threads()} batch={args.batch} "
+          f"steps/round={args.steps} rounds={args.rounds}")
     print(f"{'width':>5} | {'stage off img/s':>15} | {'stage on img/s':>14} | {'stage cost':>10} | {'stage alone img/s':>17}")
     for width in args.widths:
-        module = build_module(width, degrade=True).to(device).train()
+        module = build_module(width).to(device).train()
+        module.channels_last = {"auto": "auto", "on": True, "off": False}[args.channels_last]
         module.on_fit_start()  # memory format as in training
+        stage = build_stage(sampling=args.sampling)
         optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
-        steps = {stage: make_step(module, optimizer, device, precision, stage) for stage in (False, True)}
+        steps = {with_stage: make_step(module, stage, optimizer, device, precision, with_stage) for with_stage in (False, True)}
         seconds = {False: 0.0, True: 0.0}
         for images_u8, labels in random_batches(2, args.batch):  # warm-up (allocator, cudnn autotune)
             steps[False](images_u8, labels), steps[True](images_u8, labels)
         for _ in range(args.rounds):
-            for stage in (False, True):
+            for with_stage in (False, True):
                 with Stopwatch(device) as watch:
                     for images_u8, labels in batches:
-                        steps[stage](images_u8, labels)
-                seconds[stage] += watch.seconds
+                        steps[with_stage](images_u8, labels)
+                seconds[with_stage] += watch.seconds
         images = args.batch * args.steps * args.rounds
         off, on = images / seconds[False], images / seconds[True]
-        alone = args.batch * args.steps / stage_only(module, device, batches)
+        alone = args.batch * args.steps / stage_only(module, stage, device, batches)
         print(f"{width:>5} | {off:>15.0f} | {on:>14.0f} | {100 * (1 - on / off):>9.1f}% | {alone:>17.0f}")
 
 

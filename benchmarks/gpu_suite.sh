@@ -1,32 +1,34 @@
 #!/usr/bin/env bash
-# All GPU figures of docs/benchmarks.md in one go (under 3 minutes on one H100):
+# The GPU figures of docs/benchmarks.md in one go (about 3 minutes on one H100), old and new data paths side by side:
 #   bash benchmarks/gpu_suite.sh [log folder, default outputs/gpu_suite]
-# The epoch timing trains on generated data of CIFAR-100's size (45,000 training images after the
-# 5,000-image validation split), so it needs no download; seconds per epoch do not depend on content.
+# "loader" = the DataLoader path with i.i.d. degradation types (data.on_device=false augment.sampling=iid);
+# "device" = the defaults (uint8 sets on the GPU, stratified types, no per-step sync).
+# The epoch timings train on generated data of CIFAR-100's size (45,000 training images after the 5,000-image
+# validation split), so they need no download; seconds per epoch do not depend on content.
 set -uo pipefail
 LOGS=${1:-outputs/gpu_suite}
 mkdir -p "$LOGS"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-run() { echo "### $*"; "$@" 2>&1 | tee -a "$LOGS/suite.log"; }
+run() { echo "### $*" | tee -a "$LOGS/suite.log"; "$@" 2>&1 | grep -v -E "it/s|s/it" | tee -a "$LOGS/suite.log"; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$LOGS/suite.log"
-python -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$LOGS/suite.log"
-run python benchmarks/bench_degrade_nmi.py --device cuda --batch 256 --batches 200 --reference-batches 2 --threads 1
-run python benchmarks/bench_train_step.py --widths 16 64 --batch 512 --steps 30 --rounds 3
-run python benchmarks/bench_lightning_overhead.py --width 64 --batch 512 --steps 60 --rounds 2
-run python benchmarks/bench_lightning_overhead.py --width 64 --batch 512 --steps 60 --rounds 2 --lightning-defaults
+python -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__, torch.cuda.get_device_name())" | tee -a "$LOGS/suite.log"
+run python benchmarks/bench_train_step.py --widths 64 --batch 512 --steps 15 --rounds 2 --sampling iid
+run python benchmarks/bench_train_step.py --widths 64 --batch 512 --steps 15 --rounds 2 --sampling stratified
+run python benchmarks/bench_lightning_overhead.py --width 64 --batch 512 --steps 40 --rounds 1 --data loader
+run python benchmarks/bench_lightning_overhead.py --width 64 --batch 512 --steps 40 --rounds 1 --data device
 run python benchmarks/bench_corruptions.py --device cuda --images 10000 --width 64
-run python train.py labels=im augment=all trainer=gpu model.width=64 data=synthetic data.train_size=50000 \
-    data.test_size=10000 data.val_size=5000 data.batch_size=512 trainer.max_epochs=4 logger=csv \
-    hydra.run.dir="$LOGS/epoch_timing"
-python - "$LOGS/epoch_timing" <<'PY' | tee -a "$LOGS/suite.log"
-import csv, json, sys
-from pathlib import Path
-run = Path(sys.argv[1])
-rows = [row for row in csv.DictReader(open(run / "csv" / "metrics.csv")) if row.get("time/epoch_s")]
-seconds = [float(row["time/epoch_s"]) for row in rows]
-steady = sorted(seconds[1:])[len(seconds[1:]) // 2] if len(seconds) > 1 else seconds[0]
-print(f"seconds per epoch (width 64, batch 512, 45k images, with validation): {', '.join(f'{s:.2f}' for s in seconds)}")
-print(f"projected 100-epoch run: {100 * steady / 60:.1f} min (median of epochs after the first)")
-print("fit seconds:", round(json.loads((run / "metrics.json").read_text())["fit_seconds"], 1))
-PY
+
+# seconds per epoch of train.py, with the GPU's utilisation sampled every 100 ms while it trains
+epoch_timing() {
+    local name=$1; shift
+    nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 100 > "$LOGS/util_$name.txt" &
+    local sampler=$!
+    python train.py labels=im augment=all trainer=gpu model.width=64 data=synthetic data.train_size=50000 \
+        data.test_size=10000 data.val_size=5000 data.batch_size=512 trainer.max_epochs=4 logger=csv test=false \
+        callbacks.model_checkpoint.save_last=false hydra.run.dir="$LOGS/epoch_$name" "$@" > "$LOGS/epoch_$name.log" 2>&1
+    kill $sampler
+    python benchmarks/epoch_report.py "$LOGS/epoch_$name" "$LOGS/util_$name.txt" --name "$name" | tee -a "$LOGS/suite.log"
+}
+epoch_timing loader data.on_device=false augment.sampling=iid
+epoch_timing device

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from infomatch.augment import (
     DEGRADATIONS,
+    SAMPLINGS,
     Degrader,
     apply_degradations,
     blur,
@@ -19,6 +20,8 @@ from infomatch.augment import (
     dropout,
     mosaic,
 )
+from infomatch.nmi import nmi
+from infomatch.targets import im_epsilon
 
 
 def images(batch, height=32, width=32, seed=0):
@@ -188,8 +191,9 @@ def test_apply_degradations_equals_each_function_on_its_subset():
     assert torch.equal(out[types == -1], x[types == -1])
 
 
-def test_degrader_samples_only_enabled_types_uniformly():
-    degrader = Degrader(types=["blur", "mosaic"])
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_degrader_samples_only_enabled_types_uniformly(sampling):
+    degrader = Degrader(types=["blur", "mosaic"], sampling=sampling)
     types, level = degrader.sample(4000, "cpu", torch.Generator().manual_seed(0))
     assert set(types.tolist()) == {DEGRADATIONS.index("blur"), DEGRADATIONS.index("mosaic")}
     assert abs((types == DEGRADATIONS.index("blur")).float().mean().item() - 0.5) < 0.03
@@ -197,24 +201,64 @@ def test_degrader_samples_only_enabled_types_uniformly():
     assert abs(level.mean().item() - 0.5) < 0.02
 
 
-def test_degrader_probability_spares_images():
-    types, level = Degrader(probability=0.25).sample(4000, "cpu", torch.Generator().manual_seed(0))
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_degrader_probability_spares_images(sampling):
+    types, level = Degrader(probability=0.25, sampling=sampling).sample(4000, "cpu", torch.Generator().manual_seed(0))
     spared = types == -1
     assert abs(spared.float().mean().item() - 0.75) < 0.03
     assert torch.all(level[spared] == 0)
     assert set(types[~spared].tolist()) == set(range(len(DEGRADATIONS)))
 
 
-def test_degrader_call_degrades_with_the_sampled_types():
+def test_stratified_batches_hold_fixed_counts_at_random_positions():
+    degrader = Degrader(types=["diffusion", "dropout", "mosaic"], probability=0.5, sampling="stratified")
+    generator = torch.Generator().manual_seed(0)
+    totals = torch.zeros(len(DEGRADATIONS) + 1)
+    first_positions = set()
+    for _ in range(300):
+        types, level, (order, sizes) = degrader.sample_grouped(14, "cpu", generator)
+        counts = torch.bincount(types + 1, minlength=len(DEGRADATIONS) + 1)
+        assert counts.tolist() == sizes and counts[0] == 7  # round(14 * 0.5) degraded
+        assert sorted(counts[[1, 3, 4]].tolist()) == [2, 2, 3] and counts[2] == 0  # 7 over 3 types, blur off
+        # the grouping says which images form each group: order[:7] unchanged, then the types in order
+        assert types[order].tolist() == sorted(types.tolist())
+        totals += counts
+        first_positions.add(int(order[0]))
+    assert (totals[[1, 3, 4]] / totals[[1, 3, 4]].sum() - 1 / 3).abs().max() < 0.02  # left-over slot spread evenly
+    assert len(first_positions) == 14  # positions are random, not blocks
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_degrader_call_degrades_with_the_sampled_types(sampling):
     x = images(32)
-    degrader = Degrader(blur_sigma_max=10.0, blur_kernel_max=11, dropout_patch=4)
+    degrader = Degrader(blur_sigma_max=10.0, blur_kernel_max=11, dropout_patch=4, sampling=sampling)
     out, types, level = degrader(x, torch.Generator().manual_seed(5))
     generator = torch.Generator().manual_seed(5)
-    expected_types, expected_level = degrader.sample(32, "cpu", generator)
+    expected_types, expected_level, grouping = degrader.sample_grouped(32, "cpu", generator)
     assert torch.equal(types, expected_types) and torch.equal(level, expected_level)
     expected = apply_degradations(x, types, level, generator, blur_sigma_max=10.0, blur_kernel_max=11,
-                                  dropout_patch=4)
+                                  dropout_patch=4, grouping=grouping)
     assert torch.equal(out, expected)
+    deterministic = (types == DEGRADATIONS.index("blur")) | (types == DEGRADATIONS.index("mosaic"))
+    sorted_by_type = apply_degradations(x, types, level, torch.Generator().manual_seed(9), blur_sigma_max=10.0,
+                                        blur_kernel_max=11, dropout_patch=4)
+    assert torch.equal(out[deterministic], sorted_by_type[deterministic])  # grouping changes only the random draws
+
+
+def test_stratified_and_iid_sampling_give_the_same_epsilon_distribution():
+    clean = images(2048, seed=3)
+    epsilons = {}
+    for sampling in SAMPLINGS:
+        degrader, generator = Degrader(sampling=sampling), torch.Generator().manual_seed(0)
+        parts = []
+        for chunk in clean.split(64):
+            degraded, _, _ = degrader(chunk, generator)
+            parts.append(im_epsilon(nmi(chunk, degraded)))
+        epsilons[sampling] = torch.cat(parts)
+    quantiles = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9])
+    iid, stratified = (epsilons[name] for name in ("iid", "stratified"))
+    assert abs(iid.mean() - stratified.mean()) < 0.02
+    assert (iid.quantile(quantiles) - stratified.quantile(quantiles)).abs().max() < 0.05
 
 
 @pytest.mark.parametrize("types", [[], (), OmegaConf.create({"t": []}).t])

@@ -5,13 +5,17 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from omegaconf import OmegaConf
 
 from conftest import CONFIGS
-from infomatch.augment import Degrader
+from infomatch.augment import DEGRADATIONS, Degrader
 from infomatch.data import InMemoryDataModule
 from infomatch.models import ResNet18
-from infomatch.tasks.train import build_callbacks, build_loggers, resolve_precision
+import infomatch.tasks.train
+from infomatch.tasks.train import (_tensorboard_available, build_callbacks, build_loggers, cpu_has_native_bf16,
+                                    lightning_trainer_config, resolve_precision)
+from infomatch.validation import validate_train_config
 
 
 def options(group: str) -> list[str]:
@@ -28,15 +32,20 @@ def test_labels_options(make_config, option):
 def test_augment_options(make_config, option):
     degrader = instantiate(make_config(f"augment={option}").augment)
     assert isinstance(degrader, Degrader)
-    expected = {"all": ["diffusion", "blur", "dropout", "mosaic"], "none": []}.get(option, [option])
+    # all: every registered degradation; none: no degradation; any other option: the one it is named after
+    expected = {"all": list(DEGRADATIONS), "none": []}.get(option, [option])
     assert list(degrader.types) == expected
 
 
 @pytest.mark.parametrize("option", options("data"))
 def test_data_options(make_config, option):
-    datamodule = instantiate(make_config(f"data={option}").data)
+    cfg = make_config(f"data={option}")
+    datamodule = instantiate(cfg.data)
     assert isinstance(datamodule, InMemoryDataModule)
-    assert datamodule.num_classes == 100
+    assert datamodule.num_classes == OmegaConf.load(CONFIGS / "data" / f"{option}.yaml").num_classes
+    assert len(datamodule.mean) == len(datamodule.std) == 3
+    # the model follows the data set's classes
+    assert instantiate(cfg.model, width=4).fc.out_features == datamodule.num_classes
 
 
 @pytest.mark.parametrize("option", options("model"))
@@ -49,33 +58,85 @@ def test_trainer_options(make_config, option):
     if option == "gpu" and not torch.cuda.is_available():
         pytest.skip("needs a GPU")
     trainer_cfg = make_config(f"trainer={option}").trainer
-    trainer = instantiate(trainer_cfg, precision=resolve_precision(trainer_cfg), logger=False, enable_checkpointing=False)
+    trainer = instantiate(lightning_trainer_config(trainer_cfg), logger=False, enable_checkpointing=False)
     assert isinstance(trainer, L.Trainer)
+    assert trainer.precision == resolve_precision(trainer_cfg)
 
 
-def test_auto_precision_is_bf16_only_on_gpu(make_config):
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_auto_precision_is_bf16_on_gpus_and_on_cpus_with_native_bf16(make_config, monkeypatch, native_bf16):
+    monkeypatch.setattr(infomatch.tasks.train, "cpu_has_native_bf16", lambda: native_bf16)
     assert resolve_precision(make_config("trainer=gpu").trainer) == "bf16-mixed"
-    assert resolve_precision(make_config("trainer=cpu").trainer) == "32-true"
+    assert resolve_precision(make_config("trainer=cpu").trainer) == ("bf16-mixed" if native_bf16 else "32-true")
+    assert resolve_precision(make_config("trainer=cpu", "trainer.precision=32-true").trainer) == "32-true"
     assert resolve_precision(make_config("trainer=cpu", "trainer.precision=bf16-mixed").trainer) == "bf16-mixed"
 
 
-@pytest.mark.parametrize("group", ["optimizer", "scheduler", "callbacks", "logger"])
-def test_other_groups_instantiate(make_config, group):
+@pytest.mark.parametrize(("flags", "native"), [("fpu avx2 avx512f amx_bf16 amx_tile", True),
+                                               ("fpu avx2 avx512f avx512_bf16", True),
+                                               ("fpu avx2 avx512f avx512_vnni", False)])
+def test_native_bf16_is_read_from_the_cpu_flags(flags, native):
+    assert cpu_has_native_bf16(f"processor : 0\nflags\t\t: {flags}\n") is native
+
+
+def settings(node) -> dict:
+    return {key: value for key, value in node.items() if not key.startswith("_")}
+
+
+@pytest.mark.parametrize("option", options("optimizer"))
+def test_optimizer_options_build_the_optimizer_they_name(make_config, option):
+    cfg = make_config(f"optimizer={option}")
+    optimizer = instantiate(cfg.optimizer)(params=[torch.nn.Parameter(torch.zeros(2))])
+    assert type(optimizer) is get_class(cfg.optimizer._target_)
+    for key, value in settings(cfg.optimizer).items():
+        assert optimizer.defaults[key] == value, key
+
+
+@pytest.mark.parametrize("option", options("scheduler"))
+def test_scheduler_options_build_the_scheduler_they_name(make_config, option):
+    cfg = make_config(f"scheduler={option}", "trainer.max_epochs=7")
+    if not cfg.get("scheduler"):  # scheduler=none: a constant learning rate, no scheduler object
+        assert option == "none"
+        return
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    scheduler = instantiate(cfg.scheduler)(optimizer=optimizer)
+    assert type(scheduler) is get_class(cfg.scheduler._target_)
+    for key, value in settings(cfg.scheduler).items():
+        assert getattr(scheduler, key) == value, key
+    if option == "cosine":
+        assert scheduler.T_max == 7  # follows trainer.max_epochs
+
+
+@pytest.mark.parametrize("group", ["callbacks", "logger"])
+def test_callback_and_logger_options_build_what_they_name(make_config, group):
+    build = build_callbacks if group == "callbacks" else build_loggers
     for option in options(group):
         cfg = make_config(f"{group}={option}")
-        if group == "callbacks":
-            assert build_callbacks(cfg)
-        elif group == "logger":
-            assert build_loggers(cfg)
-        elif cfg.get(group):
-            assert callable(instantiate(cfg[group]))
+        expected = [get_class(node._target_) for node in cfg[group].values()]
+        if not _tensorboard_available():  # skipped with a note where its package is not installed
+            expected = [cls for cls in expected if cls.__name__ != "TensorBoardLogger"]
+        assert [type(item) for item in build(cfg)] == expected
+
+
+def leaves(node: dict) -> dict[tuple[str, ...], object]:
+    """{(key, subkey, ...): value} for every non-dict value of a nested dict."""
+    return {(name, *path): value for name, child in node.items()
+            for path, value in (leaves(child) if isinstance(child, dict) else {(): child}).items()}
 
 
 @pytest.mark.parametrize("option", options("experiment"))
 def test_experiment_options_compose(make_config, option):
     cfg = make_config(f"experiment={option}")
-    instantiate(cfg.labels), instantiate(cfg.augment), instantiate(cfg.optimizer)
-    assert cfg.trainer.max_epochs >= 1
+    validate_train_config(cfg)  # a preset whose values are out of range fails here
+    stated = leaves(OmegaConf.to_container(OmegaConf.load(CONFIGS / "experiment" / f"{option}.yaml")))
+    composed = OmegaConf.to_container(cfg, resolve=True)
+    for key, value in stated.items():
+        if isinstance(value, str) and "${" in value:  # per-strategy recipes: test_reference_experiment_...
+            continue
+        found = composed
+        for part in key:
+            found = found[part]
+        assert found == value, key
 
 
 @pytest.mark.parametrize("option", options("debug"))

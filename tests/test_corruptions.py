@@ -25,10 +25,10 @@ from conftest import ROOT
 from infomatch.corruptions import functions
 from infomatch.corruptions.sources import OfficialCorruptions, RegeneratedCorruptions
 from infomatch.data import cifar100
-from infomatch.evaluation import EvaluationError
+from infomatch.errors import EvaluationError
 from infomatch.evaluation.corruptions import check_baseline
 from infomatch.models import ResNet18
-from infomatch.module import mix_seed
+from infomatch.seeding import mix_seed
 from infomatch.tasks.evaluate import evaluate
 
 SEVERITIES = (2, 5)

@@ -5,11 +5,13 @@ The GPU must compute the same function as the CPU path that the other tests chec
 
 from __future__ import annotations
 
+import lightning as L
 import pytest
 import torch
 
 from infomatch.augment import DEGRADATIONS, apply_degradations, blur, crop_flip, diffusion, dropout, mosaic
 from infomatch.nmi import nmi
+from infomatch.batch import TrainingBatch
 from infomatch.targets import InformationMatching
 from infomatch.tasks.train import train
 
@@ -63,9 +65,11 @@ def test_mixed_stage_and_targets_on_cuda(tf32_matmuls):
     expected = apply_degradations(x, types, level, torch.Generator().manual_seed(0))
     torch.testing.assert_close(out.cpu()[deterministic], expected[deterministic], atol=1e-6, rtol=0)
     labels = torch.randint(100, (256,))
-    targets, epsilon = InformationMatching()(x.cuda(), out, labels.cuda(), 100)
+    on_gpu = TrainingBatch(x.cuda(), out, labels.cuda(), types.cuda(), level.cuda())
+    targets, epsilon = InformationMatching()(on_gpu, 100)
     assert torch.allclose(targets.sum(dim=1), torch.ones(256, device="cuda"))
-    torch.testing.assert_close(epsilon.cpu(), InformationMatching()(x, out.cpu(), labels, 100)[1], atol=1e-6, rtol=0)
+    on_cpu = TrainingBatch(x, out.cpu(), labels, types, level)
+    torch.testing.assert_close(epsilon.cpu(), InformationMatching()(on_cpu, 100)[1], atol=1e-6, rtol=0)
 
 
 def test_crop_flip_on_uint8_cuda():
@@ -74,9 +78,25 @@ def test_crop_flip_on_uint8_cuda():
     assert out.dtype == torch.uint8 and out.shape == x.shape and out.is_cuda
 
 
+class RecordLogits(L.Callback):
+    """Records (device type, dtype) of the network's logits in every training step."""
+
+    seen: list[tuple[str, torch.dtype]] = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        def record(module, inputs, logits) -> None:
+            if trainer.training:
+                RecordLogits.seen.append((logits.device.type, logits.dtype))
+
+        pl_module.net.register_forward_hook(record)
+
+
 @pytest.mark.parametrize("labels", ["hard", "ls", "im"])
 def test_training_on_gpu_in_bf16(make_config, labels):
+    RecordLogits.seen.clear()
     metrics = train(make_config("debug=fast", f"labels={labels}", "trainer=gpu", "trainer.accelerator=gpu",
-                                "trainer.precision=auto",
-                                "model.width=16", "trainer.max_epochs=2"))
+                                "trainer.precision=auto", "model.width=16", "trainer.max_epochs=2",
+                                "+callbacks.record_logits._target_=test_cuda.RecordLogits"))
     assert metrics["epochs"] == 2 and 0 <= metrics["test"]["test/top1"] <= 1
+    # precision=auto means bf16 mixed precision on a GPU: the training forward passes run in bfloat16 there
+    assert RecordLogits.seen and set(RecordLogits.seen) == {("cuda", torch.bfloat16)}

@@ -1,6 +1,7 @@
 import torch
 
 from infomatch.epsilon_curve import epsilon_curves, plot_epsilon_curves, unrelated_pairs_nmi
+from infomatch.nmi import nmi
 
 
 def test_epsilon_is_zero_at_level_zero_and_grows_with_level(tmp_path):
@@ -20,4 +21,7 @@ def test_epsilon_is_zero_at_level_zero_and_grows_with_level(tmp_path):
 
 def test_unrelated_images_score_far_below_identical_ones():
     images = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    assert unrelated_pairs_nmi(images).mean() < 0.5
+    identical = nmi(images, images)
+    unrelated = unrelated_pairs_nmi(images)
+    torch.testing.assert_close(identical, torch.ones(16))
+    assert unrelated.shape == (16,) and torch.all(unrelated < identical - 0.5)

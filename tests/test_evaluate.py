@@ -7,15 +7,19 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
+from torchmetrics import MeanMetric
 
 from conftest import ROOT, compose_config
 from infomatch.data import cifar100
-from infomatch.evaluation import CheckpointError
+from infomatch.errors import CheckpointError, ConfigError
+from infomatch.evaluation import clean, plots
+from infomatch.evaluation.loading import load_model
 from infomatch.models import ResNet18
 from infomatch.tasks.evaluate import evaluate
 from infomatch.tasks.train import train
@@ -171,6 +175,60 @@ def test_reference_state_dict_loads_and_evaluates(make_config, sweep, tmp_path):
     assert_matches_hand(results, "reference_hard", hand_logits(net, cifar100.MEAN, cifar100.STD, images), labels)
 
 
+class MeanConfidence(MeanMetric):
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:  # type: ignore[override]
+        super().update(logits.float().softmax(dim=1).max(dim=1).values)
+
+
+def test_a_clean_metric_added_in_one_place_reaches_every_output(make_config, sweep, tmp_path, monkeypatch):
+    added = clean.CleanMetric("confidence", "mean confidence", "Mean confidence", False, MeanConfidence)
+    monkeypatch.setattr(clean, "CLEAN_METRICS", (*clean.CLEAN_METRICS, added))
+    drawn = []
+    draw = plots.clean_bars
+    monkeypatch.setattr(plots, "clean_bars", lambda series, panels, *rest: (drawn.extend(panels), draw(series, panels, *rest)))
+    path = best(sweep, "0_hard_all_seed0")
+    results = run_evaluation(make_config, f"ckpt={path}", "robustness.levels=2", "confidence.levels=2")
+    images, _ = synthetic_test_set(make_config)
+    expected = float(checkpoint_logits(path, images).softmax(dim=1).max(dim=1).values.mean())
+    assert results["models"]["hard_seed0"]["clean"]["confidence"] == pytest.approx(expected, abs=1e-6)
+    output = tmp_path / "run"
+    assert json.loads((output / "metrics.json").read_text())["models"]["hard_seed0"]["clean"]["confidence"] == \
+        results["models"]["hard_seed0"]["clean"]["confidence"]
+    assert ",clean,,,confidence," in (output / "metrics.csv").read_text()
+    assert "| mean confidence |" in (output / "summary.md").read_text()
+    assert [key for key, _, _ in drawn] == ["top1", "top5", "nll", "ece", "brier", "confidence"]
+    assert (output / "plots" / "clean_metrics.png").stat().st_size > 0
+
+
+def test_checkpoint_in_todays_layout_loads_to_the_same_logits(sweep, tmp_path):
+    """The layout train.py writes (net.* weights, the resolved config, the normalization) keeps loading to the
+    same function, and new training checkpoints still have it."""
+    written = torch.load(best(sweep, "1_im_all_seed0"), map_location="cpu", weights_only=True)
+    assert {key.split(".")[0] for key in written["state_dict"]} == {"net"}
+    assert set(written["infomatch_normalization"]) == {"mean", "std"}
+
+    net = ResNet18(num_classes=10, width=8)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # non-trivial batch-norm statistics, so that the buffers are checked too
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5, generator=generator)
+                module.running_var.uniform_(0.5, 2.0, generator=generator)
+    mean, std = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
+    config = {"model": {"_target_": "infomatch.models.ResNet18", "num_classes": 10, "width": 8},
+              "labels": {"_target_": "infomatch.targets.InformationMatching", "eps_max": 0.9, "bins": 64,
+                         "spread": "all"},
+              "seed": 3}
+    path = tmp_path / "today.ckpt"
+    torch.save({"epoch": 0, "global_step": 1, "state_dict": {f"net.{key}": value for key, value in net.state_dict().items()},
+                "infomatch_config": config, "infomatch_normalization": {"mean": mean, "std": std}}, path)
+    model = load_model(path)
+    assert (model.name, model.strategy, model.seed) == ("im_seed3", "im", 3)
+    images = torch.rand(4, 3, 32, 32, generator=generator)
+    with torch.no_grad():
+        torch.testing.assert_close(model.classifier(images), hand_logits(net, mean, std, images), rtol=0, atol=0)
+
+
 def broken_checkpoints(sweep, folder):
     """(path, expected words in the message) for each way a checkpoint can be wrong."""
     source = best(sweep, "0_hard_all_seed0")
@@ -193,6 +251,21 @@ def test_broken_checkpoints_raise_checkpoint_error_naming_the_file(make_config, 
         with pytest.raises(CheckpointError) as error:
             run_evaluation(make_config, f"ckpt={path}")
         assert str(path) in str(error.value) and words in str(error.value)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("degradation.types=[blur,jpeg]", "degradation.types=['blur', 'jpeg'] may only list: diffusion, blur, dropout, mosaic"),
+    ("degradation.blur_kernel_max=0", "degradation.blur_kernel_max=0 must be a number >= 1"),
+    ("confidence.heatmap_type=blur", "confidence.heatmap_type=blur must be one of degradation.types (mosaic)"),
+    ("robustness.levels=1", "robustness.levels=1 must be an integer >= 2"),
+    ("subset=0", "subset=0 must be an integer >= 1"),
+    ("aggregate=sometimes", "aggregate=sometimes must be one of: auto, true, false"),
+])
+def test_bad_evaluation_settings_are_named_before_any_checkpoint_is_read(make_config, tmp_path, override, message):
+    types = "degradation.types=[mosaic]" if "heatmap" in override else "seed=0"
+    with pytest.raises(ConfigError, match="invalid configuration") as raised:
+        run_evaluation(make_config, f"ckpt={tmp_path / 'not_read.ckpt'}", types, override)
+    assert message in str(raised.value)
 
 
 def test_wrong_number_of_classes_is_a_checkpoint_error(make_config, sweep):

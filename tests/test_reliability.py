@@ -25,11 +25,11 @@ from omegaconf import OmegaConf
 import infomatch.module
 from conftest import CONFIGS, ROOT, compose_config
 from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
-from infomatch.data.cifar100 import DatasetError
-from infomatch.module import mix_seed
+from infomatch.errors import ConfigError, DatasetError
 from infomatch.run_folders import claim_new_dir, hydra_subdir, register_resolvers, run_dir
+from infomatch.seeding import mix_seed
 from infomatch.tasks.train import train
-from infomatch.validation import ConfigError, check_resume, validate_train_config
+from infomatch.validation import check_resume, validate_train_config
 
 # 2 training batches per epoch, deterministic algorithms, the width-8 ResNet of debug=fast
 TINY = ["debug=fast", "data.train_size=192", "data.val_size=64", "data.test_size=64",
@@ -82,13 +82,11 @@ def assert_one_paragraph_error(result: subprocess.CompletedProcess, *expected: s
 
 # ---- bad input ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("override", "choices"), [
-    ("labels=foo", ["hard", "im", "ls"]),
-    ("augment=bar", ["all", "blur", "diffusion", "dropout", "mosaic", "none"]),
-])
-def test_unknown_group_option_names_the_valid_choices(tmp_path, override, choices):
+@pytest.mark.parametrize("override", ["labels=foo", "augment=bar"])
+def test_unknown_group_option_names_the_valid_choices(tmp_path, override):
     result = run_train(override, cwd=tmp_path)
     group = override.split("=")[0]
+    choices = sorted(path.stem for path in (CONFIGS / group).glob("*.yaml"))
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert f"Could not find '{group}/" in result.stderr and f"Available options in '{group}'" in result.stderr
@@ -106,6 +104,10 @@ def test_unknown_group_option_names_the_valid_choices(tmp_path, override, choice
     (["data.batch_size=0"], "data.batch_size=0 must be an integer >= 1"),
     (["trainer.max_epochs=-1"], "trainer.max_epochs=-1 must be an integer >= 1"),
     (["seed=null"], "seed=None must be an integer"),
+    (["augment.types=[blur,jpeg]"], "augment.types=['blur', 'jpeg'] may only list: diffusion, blur, dropout, mosaic"),
+    (["augment.dropout_patch=0"], "augment.dropout_patch=0 must be a number >= 1"),
+    (["data=synthetic", "data.val_size=2048"], "data.val_size=2048 must be smaller than train_size=2048"),
+    (["labels=ls", "+labels.epsilonn=0.2"], "labels cannot be built from"),
 ])
 def test_out_of_range_setting_is_named_with_its_valid_range(make_config, overrides, message):
     with pytest.raises(ConfigError, match="invalid configuration") as raised:

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from infomatch.augment import mosaic
+from infomatch.batch import TrainingBatch
 from infomatch.losses import soft_cross_entropy
 from infomatch.nmi import nmi
 from infomatch.targets import (
@@ -19,6 +20,12 @@ from infomatch.targets import (
 )
 
 K = 100
+
+
+def record(clean, degraded, labels):
+    """A TrainingBatch as the data stage hands it over (type and level do not matter to these strategies)."""
+    none = torch.full(labels.shape, -1)
+    return TrainingBatch(clean=clean, degraded=degraded, labels=labels, degradation=none, level=torch.zeros(labels.shape))
 
 
 def batch(size=16, seed=0):
@@ -64,8 +71,8 @@ def test_im_epsilon_clamps_one_minus_nmi():
 def test_hard_labels_and_plain_cross_entropy():
     clean, labels = batch()
     strategy = HardLabels()
-    targets, epsilon = strategy(clean, clean, labels, K)
-    assert strategy.name == "hard" and not strategy.needs_nmi
+    targets, epsilon = strategy(record(clean, clean, labels), K)
+    assert strategy.name == "hard"
     assert torch.equal(targets, F.one_hot(labels, K).float()) and torch.all(epsilon == 0)
     logits = torch.randn(16, K, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(soft_cross_entropy(logits, targets), F.cross_entropy(logits, labels))
@@ -75,8 +82,8 @@ def test_hard_labels_and_plain_cross_entropy():
 def test_label_smoothing_loss_equals_torch_label_smoothing(eps):
     clean, labels = batch()
     strategy = LabelSmoothing(epsilon=eps)
-    targets, epsilon = strategy(clean, clean, labels, K)
-    assert strategy.name == "ls" and not strategy.needs_nmi
+    targets, epsilon = strategy(record(clean, clean, labels), K)
+    assert strategy.name == "ls"
     torch.testing.assert_close(epsilon, torch.full((16,), eps))
     logits = torch.randn(16, K, generator=torch.Generator().manual_seed(1)) * 3
     expected = F.cross_entropy(logits, labels, label_smoothing=eps)
@@ -85,7 +92,7 @@ def test_label_smoothing_loss_equals_torch_label_smoothing(eps):
 
 def test_soft_cross_entropy_bf16_logits_computed_in_float32():
     clean, labels = batch()
-    targets, _ = LabelSmoothing(0.1)(clean, clean, labels, K)
+    targets, _ = LabelSmoothing(0.1)(record(clean, clean, labels), K)
     logits = torch.randn(16, K, generator=torch.Generator().manual_seed(1)).bfloat16()
     loss = soft_cross_entropy(logits, targets)
     assert loss.dtype == torch.float32
@@ -98,8 +105,8 @@ def test_information_matching_epsilon_and_targets(spread):
     degraded = mosaic(clean, torch.linspace(0, 1, 16))
     degraded[-1] = clean[-1]  # identical image: NMI 1 -> epsilon 0
     strategy = InformationMatching(eps_max=0.9, bins=64, spread=spread)
-    targets, epsilon = strategy(clean, degraded, labels, K)
-    assert strategy.name == "im" and strategy.needs_nmi
+    targets, epsilon = strategy(record(clean, degraded, labels), K)
+    assert strategy.name == "im"
     expected_eps = (1 - nmi(clean, degraded, 64)).clamp(0, 0.9)
     torch.testing.assert_close(epsilon, expected_eps)
     assert epsilon[-1] == 0 and epsilon[0] < 0.05 and epsilon.max() > 0.5  # level 0 is (nearly) intact
@@ -120,7 +127,7 @@ def test_information_matching_hand_checked_epsilon():
     mutual = 0.5 * math.log(0.5 / (0.5 * 0.75)) + 0.25 * math.log(0.25 / (0.5 * 0.25)) \
         + 0.25 * math.log(0.25 / (0.5 * 0.75))
     expected = 1 - 2 * mutual / (h_a + h_b)
-    _, epsilon = InformationMatching()(a, b, torch.tensor([3]), K)
+    _, epsilon = InformationMatching()(record(a, b, torch.tensor([3])), K)
     torch.testing.assert_close(epsilon, torch.tensor([expected]))
 
 

@@ -1,35 +1,25 @@
-"""Batched image degradations, the per-image sampler of (type, level), and the base crop + flip.
+"""Batched image degradations, their registry, the per-image sampler of (type, level), and the base crop + flip.
 
-Every function takes a (B, C, H, W) float batch in [0, 1] and a (B,) level in [0, 1] and treats the
+Every degradation takes a (B, C, H, W) float batch in [0, 1] and a (B,) level in [0, 1] and treats the
 whole batch at once, with no Python loop over images; per image it computes exactly what the
-reference computes image by image (see "The method, exactly" in SPEC.md).
+reference computes image by image. ``REGISTRY`` lists them with their settings and plot titles: a new
+degradation is one function registered there plus its ``configs/augment`` YAML.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-DEGRADATIONS = ("diffusion", "blur", "dropout", "mosaic")
-
-
-def wide_dtype(device: torch.device) -> torch.dtype:
-    """float64, or float32 on MPS, which has no float64."""
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
-def wide_float(t: Tensor) -> Tensor:
-    """``t`` in the widest float its device has.
-
-    Integer decisions (timestep, kernel size, block size, kept patches) are taken in float64 so they
-    agree with the reference, which computes them from Python floats.
-    """
-    return t.to(wide_dtype(t.device))
+from infomatch.checks import SettingError, check_choice, check_number
+from infomatch.precision import wide_float
 
 
 @lru_cache(maxsize=16)
@@ -52,11 +42,11 @@ def diffusion(
 ) -> Tensor:
     """DDPM forward noise at t = int(level * (T - 1)); t = 0 leaves the image untouched."""
     t = (wide_float(level) * (timesteps - 1)).long().clamp(0, timesteps - 1)
-    signal, spread = _diffusion_schedule(timesteps, beta_start, beta_end, x.device, x.dtype)
-    signal, spread = signal[t].view(-1, 1, 1, 1), spread[t].view(-1, 1, 1, 1)
+    signal, noise_scale = _diffusion_schedule(timesteps, beta_start, beta_end, x.device, x.dtype)
+    signal, noise_scale = signal[t].view(-1, 1, 1, 1), noise_scale[t].view(-1, 1, 1, 1)
     noisy = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    # ((signal * (2x - 1) + spread * noise) + 1) / 2, in place on the noise buffer
-    noisy.mul_(spread).add_(signal * (2 * x - 1)).add_(1).div_(2).clamp_(0, 1)
+    # ((signal * (2x - 1) + noise_scale * noise) + 1) / 2, in place on the noise buffer
+    noisy.mul_(noise_scale).add_(signal * (2 * x - 1)).add_(1).div_(2).clamp_(0, 1)
     return torch.where((t == 0).view(-1, 1, 1, 1), x, noisy)
 
 
@@ -189,104 +179,199 @@ def mosaic(x: Tensor, level: Tensor, max_block: int = 32) -> Tensor:
     return _separable(x, along_height, along_width)
 
 
+@dataclass(frozen=True)
+class Setting:
+    """A numeric setting of a degradation: its function's keyword, the training default, the least valid value."""
+
+    keyword: str
+    default: float
+    minimum: float
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """A registered degradation: the batched function, its settings by config name, and a plot title that
+    may quote them (``{blur_sigma_max:g}``). The function is called as function(x, level, **settings),
+    plus ``generator`` when it takes one."""
+
+    function: Callable[..., Tensor]
+    title: str
+    settings: dict[str, Setting] = field(default_factory=dict)
+    random: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "random", "generator" in inspect.signature(self.function).parameters)
+
+    def __call__(self, x: Tensor, level: Tensor, generator: torch.Generator | None, settings: dict) -> Tensor:
+        keywords = {setting.keyword: settings[name] for name, setting in self.settings.items()}
+        if self.random:
+            keywords["generator"] = generator
+        return self.function(x, level, **keywords)
+
+
+# the degradations in type-index order; the defaults are the training parameters
+REGISTRY: dict[str, Degradation] = {
+    "diffusion": Degradation(diffusion, "Diffusion noise (DDPM, t = 999·d)"),
+    "blur": Degradation(blur, "Gaussian blur (σ = {blur_sigma_max:g}·d, kernel ≤ {blur_kernel_max})",
+                        {"blur_sigma_max": Setting("sigma_max", 50.0, 0),
+                         "blur_kernel_max": Setting("kernel_max", 51, 1)}),
+    "dropout": Degradation(dropout, "Patch dropout ({dropout_patch}×{dropout_patch} patches, fraction d zeroed)",
+                           {"dropout_patch": Setting("patch", 8, 1)}),
+    "mosaic": Degradation(mosaic, "Mosaic (block side ⌊32·(d + 0.001)²⌋ px)"),
+}
+DEGRADATIONS = tuple(REGISTRY)
+SETTINGS = {name: setting for degradation in REGISTRY.values() for name, setting in degradation.settings.items()}
+DEFAULT_SETTINGS = {name: setting.default for name, setting in SETTINGS.items()}
+
+
+def degradation_settings(**given: float) -> dict[str, float]:
+    """Every registered setting: ``given`` over the training defaults, range-checked."""
+    for name, value in given.items():
+        if name not in SETTINGS:
+            raise SettingError(name, value, f"is not a degradation setting; known: {', '.join(SETTINGS)}")
+        check_number(name, value, SETTINGS[name].minimum)
+    return {**DEFAULT_SETTINGS, **given}
+
+
+def describe(name: str, settings: dict) -> str:
+    """Title of a degradation and what its level d means, with ``settings`` quoted."""
+    return REGISTRY[name].title.format(**settings)
+
+
 def apply_degradations(
-    x: Tensor,
-    types: Tensor,
-    level: Tensor,
-    generator: torch.Generator | None = None,
-    *,
-    blur_sigma_max: float = 50.0,
-    blur_kernel_max: int = 51,
-    dropout_patch: int = 8,
+    x: Tensor, types: Tensor, level: Tensor, generator: torch.Generator | None = None,
+    grouping: tuple[Tensor, list[int]] | None = None, **settings: float
 ) -> Tensor:
     """Degrade image i by DEGRADATIONS[types[i]] at level[i]; type -1 leaves it unchanged.
 
-    Random draws happen type by type in DEGRADATIONS order, each on that type's subset.
+    ``settings`` override DEFAULT_SETTINGS. Random draws happen type by type in DEGRADATIONS order, each
+    on that type's subset. ``grouping`` (order, sizes), when the caller knows it, says which images form
+    each type's group: order[:sizes[0]] stay unchanged, the next sizes[1] get DEGRADATIONS[0], and so on.
+    Without it the batch is sorted by type (a stable sort keeps each group in batch order), which costs
+    one host sync to learn the group sizes.
     """
-    functions = {
-        "diffusion": lambda images, levels: diffusion(images, levels, generator),
-        "blur": lambda images, levels: blur(images, levels, blur_sigma_max, blur_kernel_max),
-        "dropout": lambda images, levels: dropout(images, levels, dropout_patch, generator),
-        "mosaic": mosaic,
-    }
-    # group the batch by type (a stable sort keeps each group in batch order) so that every group is
-    # one contiguous slice; the group sizes cost a single host sync for the whole batch
-    order = types.argsort(stable=True)
-    type_ids = torch.arange(-1, len(DEGRADATIONS), device=types.device)
-    sizes = (types[:, None] == type_ids).sum(dim=0).tolist()
+    unknown = settings.keys() - DEFAULT_SETTINGS.keys()
+    if unknown:
+        raise TypeError(f"apply_degradations() got unknown settings {sorted(unknown)}")
+    settings = {**DEFAULT_SETTINGS, **settings}
+    if grouping is None:
+        order = types.argsort(stable=True)
+        type_ids = torch.arange(-1, len(DEGRADATIONS), device=types.device)
+        sizes = (types[:, None] == type_ids).sum(dim=0).tolist()
+    else:
+        order, sizes = grouping
     image_groups = x.index_select(0, order).split(sizes)
     level_groups = level.index_select(0, order).split(sizes)
     pieces = [image_groups[0]]  # type -1: unchanged
-    for name, images, levels in zip(DEGRADATIONS, image_groups[1:], level_groups[1:]):
-        pieces.append(functions[name](images, levels) if images.shape[0] else images)
+    for degradation, images, levels in zip(REGISTRY.values(), image_groups[1:], level_groups[1:]):
+        pieces.append(degradation(images, levels, generator, settings) if images.shape[0] else images)
     return torch.empty_like(x).index_copy_(0, order, torch.cat(pieces))
+
+
+SAMPLINGS = ("stratified", "iid")
+
+
+@lru_cache(maxsize=64)
+def _slot_types(sizes: tuple[int, ...], device: torch.device) -> Tensor:
+    """Type index (-1 = unchanged) of each slot of a stratified batch: sizes[0] slots of -1, then sizes[1] of 0, ..."""
+    return torch.repeat_interleave(torch.arange(-1, len(sizes) - 1), torch.tensor(sizes)).to(device)
 
 
 class Degrader:
     """Draws a degradation type (uniform over ``types``) and a level d ~ U(0, 1) per image and applies it.
 
     ``probability`` is the chance that an image is degraded at all; the others get type -1 and level 0.
-    An empty ``types`` disables degradation.
+    An empty ``types`` disables degradation. ``settings`` are the registered degradations' settings
+    (blur_sigma_max, ...), defaulting to the training parameters.
+
+    ``sampling`` says how types are assigned within a batch:
+    - ``iid``: each image draws its type independently (the reference); the per-type group sizes are
+      random, so the device must report them to the host once per batch (a GPU sync).
+    - ``stratified`` (default): every batch holds fixed counts, round(B * probability) degraded images
+      split as evenly as possible over the types (the few left over go to types drawn at random), placed
+      at random positions. Each image's type is still uniform over ``types`` and its level is drawn as
+      before, so the distribution of (type, level, epsilon) over an epoch is the same; only the batch-to-batch
+      fluctuation of the per-type counts is gone. The counts are known on the host: no sync, fixed shapes.
     """
 
-    def __init__(
-        self,
-        types: Sequence[str] = DEGRADATIONS,
-        probability: float = 1.0,
-        blur_sigma_max: float = 50.0,
-        blur_kernel_max: int = 51,
-        dropout_patch: int = 8,
-    ) -> None:
+    def __init__(self, types: Sequence[str] = DEGRADATIONS, probability: float = 1.0, sampling: str = "stratified",
+                 **settings: float) -> None:
         if isinstance(types, str):  # a single name, e.g. from the command line augment.types=blur
             types = [types]
         types = tuple(dict.fromkeys(list(types)))  # list() also accepts OmegaConf's ListConfig
         unknown = [name for name in types if name not in DEGRADATIONS]
         if unknown:
-            raise ValueError(f"unknown degradation type(s) {unknown}; valid types: {', '.join(DEGRADATIONS)}")
-        if not 0.0 <= probability <= 1.0:
-            raise ValueError(f"probability must be in [0, 1], got {probability}")
-        if blur_sigma_max < 0 or blur_kernel_max < 1 or dropout_patch < 1:
-            raise ValueError("need blur_sigma_max >= 0, blur_kernel_max >= 1 and dropout_patch >= 1")
+            raise SettingError("types", list(types), f"may only list: {', '.join(DEGRADATIONS)}")
+        check_number("probability", probability, 0, 1)
+        check_choice("sampling", sampling, SAMPLINGS)
         self.types = types
         self.probability = probability
-        self.blur_sigma_max = blur_sigma_max
-        self.blur_kernel_max = blur_kernel_max
-        self.dropout_patch = dropout_patch
+        self.sampling = sampling
+        self.settings = degradation_settings(**settings)
         self.enabled = bool(types) and probability > 0
         self._type_indices = torch.tensor([DEGRADATIONS.index(name) for name in types], dtype=torch.long)
 
     def __repr__(self) -> str:
-        return (f"Degrader(types={list(self.types)}, probability={self.probability}, "
-                f"blur_sigma_max={self.blur_sigma_max}, blur_kernel_max={self.blur_kernel_max}, "
-                f"dropout_patch={self.dropout_patch})")
+        settings = ", ".join(f"{name}={value}" for name, value in self.settings.items())
+        return (f"Degrader(types={list(self.types)}, probability={self.probability}, sampling={self.sampling!r}, "
+                f"{settings})")
 
-    def sample(
-        self, batch_size: int, device: torch.device | str, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """(types (B,) long, -1 = not degraded; level (B,) float in [0, 1))."""
+    def _stratified_sizes(self, batch_size: int, host_generator: torch.Generator | None) -> list[int]:
+        """Group sizes [unchanged, then one per DEGRADATIONS entry] of a stratified batch."""
+        degraded = round(batch_size * self.probability)
+        base, left_over = divmod(degraded, len(self.types))
+        sizes = [batch_size - degraded] + [0] * len(DEGRADATIONS)
+        for index in self._type_indices.tolist():
+            sizes[1 + index] = base
+        for slot in torch.randperm(len(self.types), generator=host_generator)[:left_over].tolist():
+            sizes[1 + int(self._type_indices[slot])] += 1
+        return sizes
+
+    def sample_grouped(
+        self, batch_size: int, device: torch.device | str, generator: torch.Generator | None = None,
+        host_generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, list[int]] | None]:
+        """(types (B,) long, -1 = not degraded; level (B,) in [0, 1); the grouping for apply_degradations or None).
+
+        ``host_generator`` (a CPU generator) draws the host-side part of stratified sampling; it defaults
+        to ``generator`` when that is a CPU generator.
+        """
+        device = torch.device(device)
         if not self.enabled:
             return (torch.full((batch_size,), -1, dtype=torch.long, device=device),
-                    torch.zeros(batch_size, device=device))
+                    torch.zeros(batch_size, device=device), None)
         level = torch.rand(batch_size, generator=generator, device=device)
+        if self.sampling == "stratified":
+            if host_generator is None and generator is not None and generator.device.type == "cpu":
+                host_generator = generator
+            sizes = self._stratified_sizes(batch_size, host_generator)
+            order = torch.randperm(batch_size, generator=generator, device=device)
+            types = torch.empty(batch_size, dtype=torch.long, device=device).index_copy_(
+                0, order, _slot_types(tuple(sizes), device))
+            return types, level.masked_fill(types < 0, 0.0), (order, sizes)
         choice = torch.randint(len(self.types), (batch_size,), generator=generator, device=device)
         types = self._type_indices.to(device)[choice]
         if self.probability < 1:
             spared = torch.rand(batch_size, generator=generator, device=device) >= self.probability
             types = types.masked_fill(spared, -1)
             level = level.masked_fill(spared, 0.0)
+        return types, level, None
+
+    def sample(
+        self, batch_size: int, device: torch.device | str, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(types (B,) long, -1 = not degraded; level (B,) float in [0, 1))."""
+        types, level, _ = self.sample_grouped(batch_size, device, generator)
         return types, level
 
-    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def __call__(
+        self, x: Tensor, generator: torch.Generator | None = None, host_generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """(degraded x, types, level) for a (B, C, H, W) batch in [0, 1]."""
-        types, level = self.sample(x.shape[0], x.device, generator)
+        types, level, grouping = self.sample_grouped(x.shape[0], x.device, generator, host_generator)
         if not self.enabled:
             return x, types, level
-        degraded = apply_degradations(
-            x, types, level, generator,
-            blur_sigma_max=self.blur_sigma_max,
-            blur_kernel_max=self.blur_kernel_max,
-            dropout_patch=self.dropout_patch,
-        )
+        degraded = apply_degradations(x, types, level, generator, grouping, **self.settings)
         return degraded, types, level
 
 

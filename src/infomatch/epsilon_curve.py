@@ -1,6 +1,6 @@
 """How much IM smooths each degradation: epsilon = clamp(1 - NMI, 0, eps_max) against the level d.
 
-    python -m infomatch.epsilon_curve --data-root ../shared/data/cifar100 --images 1000
+    python -m infomatch.epsilon_curve --data-root data/cifar100 --images 1000
 
 Writes a figure (mean and 10-90% band per degradation, with the NMI floor of unrelated image pairs)
 and a CSV under --out. It shows where the measure saturates: with 64 bins and 1,024 pixels, two
@@ -66,7 +66,7 @@ def plot_epsilon_curves(levels: Tensor, curves: dict[str, Tensor], floor_nmi: fl
 
 def load_images(data_root: str | None, count: int, seed: int) -> Tensor:
     if data_root is None:
-        from infomatch.data.datamodule import synthetic_images
+        from infomatch.data.synthetic import synthetic_images
 
         return synthetic_images(count, 100, 32, seed)[0].float() / 255
     from infomatch.data import cifar100

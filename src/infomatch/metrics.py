@@ -1,4 +1,5 @@
-"""Classification metrics on the hard label, from torchmetrics: top-1, top-5, NLL, binned L1 ECE (and Brier score)."""
+"""Classification metrics on the hard label: top-1, top-5 and binned L1 ECE from torchmetrics; NLL and the
+Brier score, which torchmetrics lacks, as per-sample means."""
 
 from __future__ import annotations
 

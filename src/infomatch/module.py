@@ -1,7 +1,7 @@
-"""The LightningModule: uint8 batch -> [0,1] -> crop/flip -> degrade -> targets -> normalize -> ResNet -> loss.
+"""The LightningModule: targets from the label strategy -> normalize -> ResNet -> loss and metrics.
 
-Everything after the host-to-device copy runs batched on the device in ``on_after_batch_transfer``;
-degradations and soft targets are applied only while the trainer is training.
+The data module hands it training batches already cropped, flipped and degraded on the device
+(``TrainingBatch``); validation and test batches are (images in [0, 1], labels).
 """
 
 from __future__ import annotations
@@ -13,48 +13,41 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from infomatch.augment import Degrader, crop_flip
+from infomatch.batch import TrainingBatch
+from infomatch.data import cifar100
 from infomatch.losses import soft_cross_entropy
 from infomatch.metrics import EvaluationMetrics
+from infomatch.models import Normalize
 
-
-def mix_seed(*parts: int) -> int:
-    """Deterministic seed from (run seed, epoch, rank, ...): no global RNG state shared across workers or ranks."""
-    seed = 0x9E3779B97F4A7C15
-    for part in parts:
-        seed = (seed * 6364136223846793005 + int(part) + 1442695040888963407) % (1 << 63)
-    return seed
+COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 class InfoMatchModule(L.LightningModule):
     def __init__(
         self,
         net: nn.Module,
-        labels: Callable,
-        degrader: Degrader,
+        strategy: Callable[[TrainingBatch, int], tuple[Tensor, Tensor]],
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
-        mean: tuple[float, ...] = (0.5071, 0.4867, 0.4408),
-        std: tuple[float, ...] = (0.2675, 0.2565, 0.2761),
-        crop_flip: bool = True,
-        crop_padding: int = 4,
+        mean: tuple[float, ...] = cifar100.MEAN,
+        std: tuple[float, ...] = cifar100.STD,
         ece_bins: int = 15,
-        seed: int = 0,
-        channels_last: bool = True,
+        channels_last: bool | str = "auto",
+        compile: bool | str = False,
+        non_finite_check_every: int = 50,
         run_config: dict | None = None,
     ) -> None:
         super().__init__()
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"trainer.compile must be one of {COMPILE_MODES}, got {compile!r}")
         self.net = net
-        self.labels = labels
-        self.degrader = degrader
+        self.strategy = strategy
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
-        self.use_crop_flip = crop_flip
-        self.crop_padding = crop_padding
-        self.seed = seed
+        self.normalize = Normalize(mean, std)
         self.channels_last = channels_last
+        self.compile_mode = compile
+        self.non_finite_check_every = non_finite_check_every
         # plain resolved config, stored in every checkpoint so evaluation can rebuild the exact model
         self.run_config = run_config
         self.num_classes = net.num_classes
@@ -64,66 +57,89 @@ class InfoMatchModule(L.LightningModule):
         # a millisecond of host time, which GPU steps cannot hide; no NaN check, which would sync the GPU
         self.train_top1 = MeanMetric(nan_strategy="disable")
         self.train_epsilon = MeanMetric(nan_strategy="disable")
-        self.generator: torch.Generator | None = None
+        # (global step, epoch) of the next step and of the first non-finite loss (-1: none yet), and that loss;
+        # kept on the device and read every non_finite_check_every steps instead of syncing at every step
+        self._clock: Tensor | None = None
+        self._first_non_finite: Tensor | None = None
+        self._non_finite_loss: Tensor | None = None
 
     def on_fit_start(self) -> None:
-        # channels_last speeds up GPU convolutions; on CPU it was slower here and hung torch 2.14 at tiny widths
-        if self.channels_last and self.device.type == "cuda":
+        if self._uses_channels_last(self.device):
             self.net.to(memory_format=torch.channels_last)
+        if self.compile_mode is not False:
+            # in place: parameter names, hence checkpoints, stay those of the plain network
+            self.net.compile(mode=None if self.compile_mode in (True, "default") else self.compile_mode)
 
-    # ---- data path -------------------------------------------------------------------------------
+    def _uses_channels_last(self, device: torch.device) -> bool:
+        # auto: GPUs only; channels_last speeds up their convolutions (for CPUs see docs/benchmarks.md)
+        return self.channels_last is True or (self.channels_last == "auto" and device.type == "cuda")
+
     def on_train_epoch_start(self) -> None:
-        # reseeded per (seed, epoch, rank) so a run resumed at an epoch boundary sees the same degradations
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(mix_seed(self.seed, self.current_epoch, self.global_rank))
+        self._start_clock()
 
-    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
-        images, labels = batch
-        images = images.float().div_(255)
-        if self.trainer.training:
-            return self.training_batch(images, labels)
-        return {"x": images, "y": labels}
-
-    def training_batch(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        """[0, 1] images -> crop/flip -> degraded images and their soft targets, all batched on the device."""
-        if self.generator is None or self.generator.device != images.device:
-            self.generator = torch.Generator(device=images.device).manual_seed(mix_seed(self.seed))
-        if self.use_crop_flip:
-            images = crop_flip(images, self.crop_padding, generator=self.generator)
-        degraded, kinds, levels = self.degrader(images, generator=self.generator)
-        targets, epsilon = self.labels(images, degraded, labels, self.num_classes)
-        return {"x": degraded, "y": labels, "targets": targets, "epsilon": epsilon, "level": levels, "kind": kinds}
+    def _start_clock(self) -> None:
+        self._clock = torch.tensor([self.global_step, self.current_epoch], device=self.device)
+        if self._first_non_finite is None or self._first_non_finite.device != self.device:
+            self._first_non_finite = torch.full((2,), -1, dtype=torch.long, device=self.device)
+            self._non_finite_loss = torch.zeros((), device=self.device)
 
     def forward(self, images: Tensor) -> Tensor:
-        images = (images - self.mean) / self.std
-        if self.channels_last and images.is_cuda:
+        images = self.normalize(images)
+        if self._uses_channels_last(images.device):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
     # ---- steps -----------------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        logits = self(batch["x"])
-        loss = soft_cross_entropy(logits, batch["targets"])
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, global step "
-                f"{self.global_step}; stopping. Try a lower optimizer.lr.")
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["y"]))
-        self.train_top1.update((logits.argmax(dim=1) == batch["y"]).float())
-        self.train_epsilon.update(batch["epsilon"])
+    def training_step(self, batch: TrainingBatch, batch_idx: int) -> Tensor:
+        targets, epsilon = self.strategy(batch, self.num_classes)
+        logits = self(batch.degraded)
+        loss = soft_cross_entropy(logits, targets)
+        self._watch_non_finite(loss)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch))
+        self.train_top1.update((logits.argmax(dim=1) == batch.labels).float())
+        self.train_epsilon.update(epsilon)
         return loss
 
+    # ---- non-finite losses, found without a GPU sync per step -------------------------------------------
+    def _watch_non_finite(self, loss: Tensor) -> None:
+        if self._clock is None or self._clock.device != loss.device:  # a step outside trainer.fit (benchmarks)
+            self._start_clock()
+        first = (self._first_non_finite[0] < 0) & ~torch.isfinite(loss.detach())
+        self._first_non_finite = torch.where(first, self._clock, self._first_non_finite)
+        self._non_finite_loss = torch.where(first, loss.detach().float(), self._non_finite_loss)
+        self._clock[0] += 1
+
+    def check_non_finite(self) -> None:
+        """Raise FloatingPointError naming the first step whose loss was not finite, if there was one."""
+        if self._first_non_finite is None:
+            return
+        step, epoch = self._first_non_finite.tolist()
+        if step >= 0:
+            raise FloatingPointError(
+                f"non-finite training loss ({self._non_finite_loss.item()}) at epoch {epoch}, global step {step}; "
+                "stopping. Try a lower optimizer.lr.")
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if (batch_idx + 1) % self.non_finite_check_every == 0:
+            self.check_non_finite()
+
+    def on_validation_start(self) -> None:
+        self.check_non_finite()  # before validating, and checkpointing, weights a non-finite step produced
+
     def on_train_epoch_end(self) -> None:
+        self.check_non_finite()
         for name, metric in (("train/top1", self.train_top1), ("train/epsilon", self.train_epsilon)):
             if metric.update_called:  # an epoch without training batches has nothing to report
                 self.log(name, metric.compute())
             metric.reset()
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self.val_metrics.update(self(batch["x"]), batch["y"])
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        self.val_metrics.update(self(images), labels)
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self.test_metrics.update(self(batch["x"]), batch["y"])
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        self.test_metrics.update(self(images), labels)
 
     def _log_metrics(self, stage: str, metrics: EvaluationMetrics) -> None:
         values = metrics.compute()
@@ -146,5 +162,6 @@ class InfoMatchModule(L.LightningModule):
                                                           "interval": "epoch"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.check_non_finite()  # never write weights that a non-finite step produced
         checkpoint["infomatch_config"] = self.run_config
-        checkpoint["infomatch_normalization"] = {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+        checkpoint["infomatch_normalization"] = self.normalize.statistics()

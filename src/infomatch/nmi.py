@@ -13,15 +13,15 @@ import math
 import torch
 from torch import Tensor
 
-from infomatch.augment import wide_dtype, wide_float
+from infomatch.checks import check_integer
+from infomatch.precision import wide_dtype, wide_float
 
 
 MAX_BINS = 4096  # joint bin indices up to MAX_BINS**2 are whole numbers that float32 holds exactly
 
 
 def check_bins(bins: int) -> None:
-    if not 2 <= bins <= MAX_BINS:
-        raise ValueError(f"bins must be in [2, {MAX_BINS}], got {bins}")
+    check_integer("bins", bins, 2, MAX_BINS)
 
 
 def quantize(x: Tensor, bins: int = 64) -> Tensor:

@@ -1,8 +1,8 @@
 """Training targets: hard one-hot labels, fixed label smoothing, and Information Matching (IM).
 
-Each strategy is called as ``strategy(clean, degraded, labels, num_classes) -> (targets, epsilon)``
-with the [0, 1] image batches before and after degradation; ``targets`` is (B, K) and ``epsilon``
-(B,) the smoothing each sample received.
+Each strategy is called as ``strategy(batch, num_classes) -> (targets, epsilon)`` with the
+``TrainingBatch`` of the data stage (clean and degraded images, labels, each sample's degradation
+type and level); ``targets`` is (B, K) and ``epsilon`` (B,) the smoothing each sample received.
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from infomatch.batch import TrainingBatch
+from infomatch.checks import check_choice, check_number
 from infomatch.nmi import check_bins, nmi
 
 SPREADS = ("all", "others")
-
-
-def _check_spread(spread: str) -> None:
-    if spread not in SPREADS:
-        raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
 
 
 def one_hot(labels: Tensor, num_classes: int) -> Tensor:
@@ -34,7 +31,7 @@ def smooth(labels: Tensor, num_classes: int, epsilon: float | Tensor, spread: st
     all:    y = (1 - eps) * onehot + eps / K           (reference code)
     others: y_c = 1 - eps, y_k = eps / (K - 1), k != c  (reference paper)
     """
-    _check_spread(spread)
+    check_choice("spread", spread, SPREADS)
     hot = one_hot(labels, num_classes)
     eps = torch.as_tensor(epsilon, dtype=hot.dtype, device=hot.device).reshape(-1, 1)
     if spread == "all":
@@ -50,10 +47,9 @@ def im_epsilon(nmi_values: Tensor, eps_max: float = 0.9) -> Tensor:
 @dataclass
 class HardLabels:
     name: ClassVar[str] = "hard"
-    needs_nmi: ClassVar[bool] = False
 
-    def __call__(self, clean: Tensor, degraded: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-        return one_hot(labels, num_classes), torch.zeros(labels.shape[0], device=labels.device)
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        return one_hot(batch.labels, num_classes), torch.zeros(len(batch), device=batch.labels.device)
 
 
 @dataclass
@@ -63,16 +59,14 @@ class LabelSmoothing:
     epsilon: float = 0.1
     spread: str = "all"
     name: ClassVar[str] = "ls"
-    needs_nmi: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.epsilon < 1.0:
-            raise ValueError(f"label smoothing epsilon must be in [0, 1), got {self.epsilon}")
-        _check_spread(self.spread)
+        check_number("epsilon", self.epsilon, 0, 1, high_open=True)
+        check_choice("spread", self.spread, SPREADS)
 
-    def __call__(self, clean: Tensor, degraded: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-        epsilon = torch.full((labels.shape[0],), float(self.epsilon), device=labels.device)
-        return smooth(labels, num_classes, epsilon, self.spread), epsilon
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        epsilon = torch.full((len(batch),), float(self.epsilon), device=batch.labels.device)
+        return smooth(batch.labels, num_classes, epsilon, self.spread), epsilon
 
 
 @dataclass
@@ -83,14 +77,12 @@ class InformationMatching:
     bins: int = 64
     spread: str = "all"
     name: ClassVar[str] = "im"
-    needs_nmi: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.eps_max <= 1.0:
-            raise ValueError(f"eps_max must be in [0, 1], got {self.eps_max}")
+        check_number("eps_max", self.eps_max, 0, 1)
         check_bins(self.bins)
-        _check_spread(self.spread)
+        check_choice("spread", self.spread, SPREADS)
 
-    def __call__(self, clean: Tensor, degraded: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-        epsilon = im_epsilon(nmi(clean, degraded, self.bins), self.eps_max)
-        return smooth(labels, num_classes, epsilon, self.spread), epsilon
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        epsilon = im_epsilon(nmi(batch.clean, batch.degraded, self.bins), self.eps_max)
+        return smooth(batch.labels, num_classes, epsilon, self.spread), epsilon

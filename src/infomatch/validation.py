@@ -1,4 +1,4 @@
-"""Up-front checks of a composed training config, before any data is loaded or any file is written.
+"""Up-front checks of a composed train.py or evaluate.py config, before any data is loaded or any file is written.
 
 Each check names the setting, its value and what is allowed, so a mistyped override costs seconds,
 not a crash an hour into a run.
@@ -6,76 +6,98 @@ not a crash an hour into a run.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from infomatch.augment import DEGRADATIONS
-from infomatch.nmi import MAX_BINS
+from infomatch.checks import SettingError, check_choice, check_integer, is_number, require
+from infomatch.errors import ConfigError
 from infomatch.run_folders import resumed_run_dir
-from infomatch.targets import SPREADS
 
 # settings that may differ between an interrupted run and its resumption: where files go and what is logged
 NOT_COMPARED_ON_RESUME = ("resume", "paths", "logger", "callbacks", "test", "trainer.default_root_dir",
                           "data.root", "data.download")
 
-
-class ConfigError(ValueError):
-    """A setting is invalid or inconsistent; the message says which and what to do."""
+Rule = Callable[[str, Any], None]  # (setting, value) -> None, or SettingError
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _optional_positive(name: str, value: Any) -> None:
+    if value is not None:
+        check_integer(name, value, 1)
 
 
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-def _integer_at_least(minimum: int) -> tuple[Callable[[Any], bool], str]:
-    return (lambda value: _is_int(value) and value >= minimum), f"must be an integer >= {minimum}"
-
-
-# (setting, test, requirement); settings absent from the chosen config groups are skipped
-RULES: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("seed", lambda value: _is_int(value) and 0 <= value < 2**32, "must be an integer in [0, 2**32)"),
-    ("labels.epsilon", lambda value: _is_number(value) and 0 <= value < 1, "must be a number in [0, 1)"),
-    ("labels.eps_max", lambda value: _is_number(value) and 0 <= value <= 1, "must be a number in [0, 1]"),
-    ("labels.bins", lambda value: _is_int(value) and 2 <= value <= MAX_BINS, f"must be an integer in [2, {MAX_BINS}]"),
-    ("labels.spread", lambda value: value in SPREADS, f"must be one of: {', '.join(SPREADS)}"),
-    ("augment.types", lambda value: all(name in DEGRADATIONS for name in value),
-     f"may only list: {', '.join(DEGRADATIONS)}"),
-    ("augment.probability", lambda value: _is_number(value) and 0 <= value <= 1, "must be a number in [0, 1]"),
-    ("model.width", *_integer_at_least(1)),
-    ("model.num_classes", *_integer_at_least(2)),
-    ("data.batch_size", *_integer_at_least(1)),
-    ("data.eval_batch_size", *_integer_at_least(1)),
-    ("data.val_size", *_integer_at_least(0)),
-    ("trainer.max_epochs", *_integer_at_least(1)),
-    ("optimizer.lr", lambda value: _is_number(value) and value > 0, "must be a number > 0"),
-    ("ece_bins", *_integer_at_least(1)),
-]
-
+# settings that no constructor sees; each group's own settings are checked by the object it builds
+TRAIN_RULES: dict[str, Rule] = {
+    "seed": lambda name, value: check_integer(name, value, 0, 2**32 - 1),
+    "trainer.max_epochs": lambda name, value: check_integer(name, value, 1),
+    "optimizer.lr": lambda name, value: require(name, value, is_number(value) and value > 0, "must be a number > 0"),
+    "ece_bins": lambda name, value: check_integer(name, value, 1),
+}
+EVALUATE_RULES: dict[str, Rule] = {
+    "seed": TRAIN_RULES["seed"],
+    "ece_bins": TRAIN_RULES["ece_bins"],
+    "subset": _optional_positive,
+    "robustness.levels": lambda name, value: check_integer(name, value, 2),
+    "confidence.levels": lambda name, value: check_integer(name, value, 2),
+    "aggregate": lambda name, value: check_choice(name, str(value).lower(), ("auto", "true", "false")),
+}
 
 _ABSENT = object()
 
 
-def validate_train_config(cfg: DictConfig) -> None:
-    """Raise ConfigError listing every setting of ``cfg`` that is out of range."""
+def _rule_problems(cfg: DictConfig, rules: dict[str, Rule]) -> list[str]:
     problems = []
-    for key, is_valid, requirement in RULES:
+    for key, rule in rules.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
-        if value is not _ABSENT and (value is None or not is_valid(value)):
-            problems.append(f"{key}={value} {requirement}")
-    train_size = OmegaConf.select(cfg, "data.train_size", default=None)
-    val_size = OmegaConf.select(cfg, "data.val_size", default=None)
-    if _is_int(train_size) and _is_int(val_size) and val_size >= train_size:
-        problems.append(f"data.val_size={val_size} must be smaller than data.train_size={train_size}")
+        if value is _ABSENT:  # a setting of a config group that this run does not use
+            continue
+        try:
+            rule(key, value)
+        except SettingError as error:
+            problems.append(str(error))
+    return problems
+
+
+def _build_problems(cfg: DictConfig, groups: tuple[str, ...]) -> list[str]:
+    """Build each group's object (cheap: no data is read) and collect its constructor's complaints."""
+    problems = []
+    for group in groups:
+        if cfg.get(group) is None:
+            continue
+        try:
+            instantiate(cfg[group])
+        except InstantiationException as error:
+            cause = error.__cause__
+            if isinstance(cause, SettingError):
+                problems.append(f"{group}.{cause}")
+            else:  # e.g. a misspelt setting: the constructor's own words, on one line
+                reason = " ".join(str(cause or error).split())
+                problems.append(f"{group} cannot be built from {OmegaConf.to_container(cfg[group])} ({reason})")
+    return problems
+
+
+def _raise_if(problems: list[str]) -> None:
     if problems:
         raise ConfigError(f"invalid configuration: {'; '.join(problems)}. Fix the override(s) and run again.")
+
+
+def validate_train_config(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every setting of ``cfg`` that is out of range, before any data is read."""
+    _raise_if(_rule_problems(cfg, TRAIN_RULES) + _build_problems(cfg, ("labels", "augment", "model", "data")))
+
+
+def validate_evaluate_config(cfg: DictConfig) -> None:
+    """The same for evaluate.py's settings, its degradation grid and its data module."""
+    problems = _rule_problems(cfg, EVALUATE_RULES) + _build_problems(cfg, ("degradation", "data"))
+    heatmap = cfg.confidence.heatmap_type
+    if heatmap not in cfg.degradation.types:
+        problems.append(f"confidence.heatmap_type={heatmap} must be one of degradation.types "
+                        f"({', '.join(cfg.degradation.types)})")
+    _raise_if(problems)
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:

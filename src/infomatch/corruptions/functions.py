@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.io import decode_jpeg, encode_jpeg
 
-from infomatch.augment import wide_dtype
+from infomatch.precision import wide_dtype
 
 # severity 1..5 constants of make_cifar_c.py
 GAUSSIAN_NOISE = (0.04, 0.06, 0.08, 0.09, 0.10)  # sigma

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 from infomatch.corruptions.functions import ALL, BENCHMARK, CORRUPTIONS, NOT_REGENERATED
-from infomatch.evaluation.loading import EvaluationError
-from infomatch.module import mix_seed
+from infomatch.errors import EvaluationError
+from infomatch.seeding import mix_seed
 
 log = logging.getLogger(__name__)
 

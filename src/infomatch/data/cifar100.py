@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from infomatch.errors import DatasetError
+
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 ARCHIVE_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 FOLDER = "cifar-100-python"
@@ -20,15 +22,11 @@ STD = (0.2675, 0.2565, 0.2761)
 NUM_CLASSES = 100
 
 
-class DatasetError(RuntimeError):
-    """The data set is missing or unreadable; the message says where and what to do."""
-
-
 def _missing_message(root: Path, reason: str) -> str:
     return (
         f"CIFAR-100 not found at data.root={root} ({reason}). Expected {root / FOLDER}/{{meta,train,test}} "
         "in the official 'python version' layout. Point data.root at the folder that contains "
-        f"'{FOLDER}/' (e.g. data.root=../shared/data/cifar100), or allow downloading with data.download=true "
+        f"'{FOLDER}/' (e.g. data.root=/path/to/your/cifar100), or allow downloading with data.download=true "
         "on a machine with internet access."
     )
 

@@ -1,13 +1,16 @@
-"""LightningDataModules that hold images as uint8 tensors; degradations run later, on the device."""
+"""The base data module, which holds images as uint8 tensors and runs the training data stage on the device, and CIFAR-100."""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
 
+from infomatch.batch import TrainingBatch
+from infomatch.checks import check_integer, require
 from infomatch.data import cifar100
-from infomatch.data.loading import batch_loader
-from infomatch.validation import ConfigError
+from infomatch.data.loading import DeviceBatches, batch_loader
+from infomatch.data.stage import TrainingStage, to_unit_range
+from infomatch.errors import ConfigError
 
 
 def split_train_val(num_train: int, val_size: int, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -20,7 +23,14 @@ def split_train_val(num_train: int, val_size: int, split_seed: int) -> tuple[tor
 
 
 class InMemoryDataModule(L.LightningDataModule):
-    """Shared logic: subclasses implement ``load()`` returning (train_x, train_y, test_x, test_y) uint8/int64."""
+    """Shared logic. A data set subclass sets ``num_classes``, ``mean`` and ``std`` (per-channel statistics of its
+    [0, 1] training images, for normalization) and implements ``load()`` and ``class_names()``.
+
+    Batches reach the device as uint8; ``on_after_batch_transfer`` scales them to [0, 1] and, for training
+    batches, runs ``stage`` (crop/flip, degradation), handing the LightningModule a TrainingBatch.
+    ``on_device``: keep the uint8 sets on the training device and gather batches there (no DataLoader, no
+    per-step host-to-device copy); ``auto`` does so on a single GPU.
+    """
 
     num_classes: int
     mean: tuple[float, ...]
@@ -28,23 +38,33 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def __init__(self, batch_size: int = 128, eval_batch_size: int = 512, val_size: int = 5000,
                  split_seed: int = 0, validate_on_test: bool = False, shuffle_seed: int = 0,
-                 train_limit: int | None = None) -> None:
+                 train_limit: int | None = None, on_device: bool | str = "auto",
+                 stage: TrainingStage | None = None) -> None:
         super().__init__()
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError(f"batch sizes must be >= 1, got batch_size={batch_size}, eval_batch_size={eval_batch_size}")
+        check_integer("batch_size", batch_size, 1)
+        check_integer("eval_batch_size", eval_batch_size, 1)
+        check_integer("val_size", val_size, 0)
+        if train_limit is not None:
+            check_integer("train_limit", train_limit, 1)
+        require("on_device", on_device, on_device in (True, False, "auto"), "must be true, false or auto")
+        self.on_device = on_device
+        self.stage = stage if stage is not None else TrainingStage()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.val_size = val_size
         self.split_seed = split_seed
         self.validate_on_test = validate_on_test
         self.shuffle_seed = shuffle_seed
-        if train_limit is not None and train_limit < 1:
-            raise ValueError(f"data.train_limit must be >= 1 or null, got {train_limit}")
         self.train_limit = train_limit
         self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(train images, train labels, test images, test labels): (N, C, H, W) uint8 and (N,) int64."""
+        raise NotImplementedError(f"{type(self).__name__} must implement load()")
+
+    def class_names(self) -> list[str]:
+        """The name of each class, by label (evaluation titles its confidence analysis with one)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement class_names()")
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -64,25 +84,56 @@ class InMemoryDataModule(L.LightningDataModule):
     def _pin(self) -> bool:
         return torch.cuda.is_available()
 
+    def _resident_device(self) -> torch.device | None:
+        """The device the sets live on when ``on_device`` applies, else None."""
+        trainer = self.trainer
+        if trainer is None or self.on_device is False:
+            return None
+        device, ranks = trainer.strategy.root_device, trainer.world_size
+        if self.on_device == "auto":
+            return device if device.type == "cuda" and ranks == 1 else None
+        if ranks > 1:
+            raise ConfigError("data.on_device=true supports one device; with several, use data.on_device=auto")
+        return device
+
+    def _loader(self, split: tuple[torch.Tensor, torch.Tensor], batch_size: int, shuffle: bool):
+        device = self._resident_device()
+        if device is not None:
+            return DeviceBatches(*split, batch_size, shuffle, seed=self.shuffle_seed, device=device,
+                                 epoch=lambda: self.trainer.current_epoch)
+        return batch_loader(*split, batch_size, shuffle=shuffle, seed=self.shuffle_seed, pin_memory=self._pin())
+
     def train_dataloader(self):
-        return batch_loader(*self.train_set, self.batch_size, shuffle=True, seed=self.shuffle_seed, pin_memory=self._pin())
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
 
     def val_dataloader(self):
         if len(self.val_set[1]) == 0:
             return []
-        return batch_loader(*self.val_set, self.eval_batch_size, shuffle=False, pin_memory=self._pin())
+        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self):
-        return batch_loader(*self.test_set, self.eval_batch_size, shuffle=False, pin_memory=self._pin())
+        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor],
+                                dataloader_idx: int) -> TrainingBatch | tuple[torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        trainer = self.trainer
+        if trainer is not None and trainer.training:
+            return self.stage(images, labels, epoch=trainer.current_epoch, rank=trainer.global_rank)
+        return to_unit_range(images), labels
 
 
 class CIFAR100DataModule(InMemoryDataModule):
-    num_classes = cifar100.NUM_CLASSES
     mean = cifar100.MEAN
     std = cifar100.STD
 
-    def __init__(self, root: str = "data/cifar100", download: bool = True, **kwargs) -> None:
+    def __init__(self, root: str = "data/cifar100", download: bool = True, num_classes: int = cifar100.NUM_CLASSES,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
+        # a setting only so that the model's num_classes can follow ${data.num_classes}
+        require("num_classes", num_classes, num_classes == cifar100.NUM_CLASSES,
+                f"must be {cifar100.NUM_CLASSES}: CIFAR-100 has {cifar100.NUM_CLASSES} classes")
+        self.num_classes = num_classes
         self.root = root
         self.download = download
 
@@ -95,39 +146,3 @@ class CIFAR100DataModule(InMemoryDataModule):
 
     def class_names(self) -> list[str]:
         return cifar100.read_class_names(cifar100.ensure_downloaded(self.root, self.download))
-
-
-def synthetic_images(num_images: int, num_classes: int, image_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Learnable stand-in for CIFAR: each class is a fixed smooth colour pattern, each image a noisy, shifted copy."""
-    generator = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(num_classes, 3, 4, 4, generator=torch.Generator().manual_seed(1234))
-    patterns = torch.nn.functional.interpolate(coarse, size=image_size, mode="bilinear", align_corners=False)
-    labels = torch.randint(num_classes, (num_images,), generator=generator)
-    brightness = 0.7 + 0.3 * torch.rand(num_images, 1, 1, 1, generator=generator)
-    noise = 0.1 * torch.randn(num_images, 3, image_size, image_size, generator=generator)
-    images = (patterns[labels] * brightness + noise).clamp(0, 1)
-    return (images * 255).round().to(torch.uint8), labels
-
-
-class SyntheticDataModule(InMemoryDataModule):
-    """Same interface as CIFAR-100, generated in memory: for tests, CI and quick smoke runs."""
-
-    mean = (0.5, 0.5, 0.5)
-    std = (0.25, 0.25, 0.25)
-
-    def __init__(self, num_classes: int = 100, train_size: int = 1024, test_size: int = 256, image_size: int = 32,
-                 seed: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.num_classes = num_classes
-        self.train_size = train_size
-        self.test_size = test_size
-        self.image_size = image_size
-        self.seed = seed
-
-    def load(self):
-        train = synthetic_images(self.train_size, self.num_classes, self.image_size, self.seed)
-        test = synthetic_images(self.test_size, self.num_classes, self.image_size, self.seed + 1)
-        return (*train, *test)
-
-    def class_names(self) -> list[str]:
-        return [f"class_{index}" for index in range(self.num_classes)]

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
+from torchmetrics import Metric
 
 from infomatch.metrics import BrierScore, EvaluationMetrics
+
+
+@dataclass(frozen=True)
+class CleanMetric:
+    """A clean metric as every output shows it: key (metrics.json, metrics.csv), summary.md heading, bar-chart
+    axis label, shown in percent or not; ``extra`` makes a torchmetrics Metric updated with (logits, labels)
+    for a metric that training's EvaluationMetrics does not compute."""
+
+    key: str
+    heading: str
+    label: str
+    percent: bool
+    extra: Callable[[], Metric] | None = None
+
+
+# every clean metric, in the order of the tables and the bar chart: adding one here adds it to all outputs
+CLEAN_METRICS = (
+    CleanMetric("top1", "top-1 %", "Top-1 accuracy (%)", True),
+    CleanMetric("top5", "top-5 %", "Top-5 accuracy (%)", True),
+    CleanMetric("nll", "NLL", "NLL (nats / image)", False),
+    CleanMetric("ece", "ECE", "ECE (L1)", False),
+    CleanMetric("brier", "Brier", "Brier score", False, BrierScore),
+)
 
 
 @torch.inference_mode()
@@ -17,10 +44,13 @@ def predict(classifier: nn.Module, images: Tensor, batch_size: int) -> Tensor:
 def clean_metrics(logits: Tensor, labels: Tensor, ece_bins: int) -> dict[str, float]:
     metrics = EvaluationMetrics(logits.shape[1], ece_bins).to(logits.device)
     metrics.update(logits, labels)
-    brier = BrierScore().to(logits.device)
-    brier.update(logits, labels)
-    values = {**metrics.compute(), "brier": float(brier.compute())}
-    return {key: values[key] for key in ("top1", "top5", "nll", "ece", "brier")}
+    values = metrics.compute()
+    for metric in CLEAN_METRICS:
+        if metric.extra is not None:
+            extra = metric.extra().to(logits.device)
+            extra.update(logits, labels)
+            values[metric.key] = float(extra.compute())
+    return {metric.key: values[metric.key] for metric in CLEAN_METRICS}
 
 
 def reliability_bins(logits: Tensor, labels: Tensor, bins: int) -> dict[str, list[float]]:

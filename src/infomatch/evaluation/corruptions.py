@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from infomatch.corruptions import BENCHMARK, RESEMBLE_TRAINING
 from infomatch.evaluation import aggregate
-from infomatch.evaluation.loading import EvaluationError
+from infomatch.errors import EvaluationError
 from infomatch.metrics import EvaluationMetrics
 
 METRICS = ("top1", "nll", "ece")

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from infomatch.augment import DEGRADATIONS, apply_degradations
-from infomatch.module import mix_seed
+from infomatch.seeding import mix_seed
 
 
 def correct(logits: Tensor, labels: Tensor) -> Tensor:
@@ -25,31 +25,32 @@ def true_class_probability(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 @torch.inference_mode()
-def degradation_curves(classifiers: list[nn.Module], images: Tensor, labels: Tensor, types: list[str],
+def degradation_curves(classifiers: list[nn.Module], images: Tensor, labels: Tensor, degradations: list[str],
                        levels: list[float], score, seed: int, batch_size: int, settings: dict,
                        description: str) -> Tensor:
-    """Mean per-image score, (types, levels, models), for uint8 images on the models' device.
+    """Mean per-image score, (degradations, levels, models), for uint8 images on the models' device.
 
-    ``settings`` holds apply_degradations' keyword options (blur_sigma_max, blur_kernel_max, dropout_patch).
+    ``settings`` holds apply_degradations' keyword settings (blur_sigma_max, ...).
     """
     device = images.device
-    result = torch.zeros(len(types), len(levels), len(classifiers), dtype=torch.float64)
-    grid = list(product(enumerate(types), enumerate(levels)))
-    for (type_index, kind), (level_index, level) in tqdm(grid, desc=description, unit="level"):
-        generator = torch.Generator(device=device).manual_seed(mix_seed(seed, DEGRADATIONS.index(kind), level_index))
+    result = torch.zeros(len(degradations), len(levels), len(classifiers), dtype=torch.float64)
+    grid = list(product(enumerate(degradations), enumerate(levels)))
+    for (row, name), (level_index, level) in tqdm(grid, desc=description, unit="level"):
+        type_id = DEGRADATIONS.index(name)
+        generator = torch.Generator(device=device).manual_seed(mix_seed(seed, type_id, level_index))
         totals = torch.zeros(len(classifiers), dtype=torch.float64, device=device)
         for chunk, chunk_labels in zip(images.split(batch_size), labels.split(batch_size)):
             chunk = chunk.float().div_(255)
-            kinds = torch.full((len(chunk),), DEGRADATIONS.index(kind), device=device)
-            degraded = apply_degradations(chunk, kinds, torch.full((len(chunk),), float(level), device=device),
+            types = torch.full((len(chunk),), type_id, device=device)
+            degraded = apply_degradations(chunk, types, torch.full((len(chunk),), float(level), device=device),
                                           generator, **settings)
             for model_index, classifier in enumerate(classifiers):
                 totals[model_index] += score(classifier(degraded), chunk_labels).sum()
-        result[type_index, level_index] = totals.cpu() / len(labels)
+        result[row, level_index] = totals.cpu() / len(labels)
     return result
 
 
-def curves_by_model(values: Tensor, names: list[str], types: list[str]) -> dict[str, dict[str, list[float]]]:
-    """(types, levels, models) tensor -> {model: {type: [value per level]}}."""
-    return {name: {kind: values[type_index, :, model_index].tolist() for type_index, kind in enumerate(types)}
+def curves_by_model(values: Tensor, names: list[str], degradations: list[str]) -> dict[str, dict[str, list[float]]]:
+    """(degradations, levels, models) tensor -> {model: {degradation: [value per level]}}."""
+    return {name: {degradation: values[row, :, model_index].tolist() for row, degradation in enumerate(degradations)}
             for model_index, name in enumerate(names)}

@@ -16,28 +16,8 @@ from hydra.utils import get_class, instantiate
 from torch import Tensor, nn
 
 from infomatch.data import cifar100
-from infomatch.models import ResNet18
-
-
-class EvaluationError(RuntimeError):
-    """A user-facing problem with the evaluation's inputs; the message says what to fix."""
-
-
-class CheckpointError(EvaluationError):
-    """A checkpoint is missing, unreadable or inconsistent; the message names the file."""
-
-
-class NormalizedClassifier(nn.Module):
-    """The trained network with its own normalization: takes [0, 1] images, returns logits."""
-
-    def __init__(self, net: nn.Module, mean: list[float], std: list[float]) -> None:
-        super().__init__()
-        self.net = net
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.net((images - self.mean) / self.std)
+from infomatch.errors import CheckpointError
+from infomatch.models import NormalizedClassifier, ResNet18
 
 
 @dataclass

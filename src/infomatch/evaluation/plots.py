@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -13,25 +14,10 @@ import numpy as np  # noqa: E402
 plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "axes.grid": True, "grid.alpha": 0.3,
                      "legend.fontsize": 9, "savefig.dpi": 150})
 
-# (key, label, percent?) of the 2x2 clean-metric bar chart
-CLEAN_PANELS = (("top1", "Top-1 accuracy (%)", True), ("top5", "Top-5 accuracy (%)", True),
-                ("nll", "NLL (nats / image)", False), ("ece", "ECE (L1)", False))
-
-
 def colors(names: list[str]) -> dict[str, tuple]:
     """One fixed colour per series, the same in every figure."""
     palette = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     return {name: palette(index % palette.N) for index, name in enumerate(names)}
-
-
-def describe(kind: str, settings: dict) -> str:
-    """The degradation and what its level d means, for titles."""
-    return {
-        "diffusion": "Diffusion noise (DDPM, t = 999·d)",
-        "blur": f"Gaussian blur (σ = {settings['blur_sigma_max']:g}·d, kernel ≤ {settings['blur_kernel_max']})",
-        "dropout": f"Patch dropout ({settings['dropout_patch']}×{settings['dropout_patch']} patches, fraction d zeroed)",
-        "mosaic": "Mosaic (block side ⌊32·(d + 0.001)²⌋ px)",
-    }[kind]
 
 
 def _save(fig, path: Path) -> None:
@@ -62,13 +48,19 @@ def reliability_diagram(name: str, reliability: dict, ece: float, path: Path) ->
     _save(fig, path)
 
 
-def clean_bars(series: dict[str, dict[str, dict]], path: Path, title: str) -> None:
-    """2x2 bars of top-1, top-5, NLL, ECE; each series maps metric -> {"mean", "std" (None), "points"}."""
+def clean_bars(series: dict[str, dict[str, dict]], panels: list[tuple[str, str, bool]], path: Path, title: str) -> None:
+    """One bar panel per (metric key, axis label, percent?) in ``panels``, in a near-square grid; each
+    series maps metric -> {"mean", "std" (None), "points"}."""
     names = list(series)
     palette = colors(names)
-    fig, axes = plt.subplots(2, 2, figsize=(max(7.0, 1.1 * len(names) + 4), 6.5))
+    columns = math.ceil(math.sqrt(len(panels)))
+    rows = math.ceil(len(panels) / columns)
+    width = max(3.5, 0.55 * len(names) + 2)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, 3.25 * rows), squeeze=False)
+    for axis in axes.flat[len(panels):]:
+        axis.set_visible(False)
     x = np.arange(len(names))
-    for axis, (key, label, percent) in zip(axes.flat, CLEAN_PANELS):
+    for axis, (key, label, percent) in zip(axes.flat, panels):
         scale = 100 if percent else 1
         means = np.array([series[name][key]["mean"] for name in names]) * scale
         stds = [series[name][key]["std"] for name in names]
@@ -82,7 +74,7 @@ def clean_bars(series: dict[str, dict[str, dict]], path: Path, title: str) -> No
         axis.set(ylabel=label, title=label.split(" (")[0])
         axis.set_xticks(x, names, rotation=30 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
         axis.margins(y=0.15)
-        axis.set_ylim(bottom=0)  # all four metrics are non-negative; error bars may not reach below 0
+        axis.set_ylim(bottom=0)  # the metrics are non-negative; error bars may not reach below 0
         axis.grid(axis="x", visible=False)
     fig.suptitle(title)
     _save(fig, path)

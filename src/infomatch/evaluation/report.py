@@ -9,10 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from infomatch.evaluation import aggregate, corruption_report, plots
+from infomatch.augment import describe
+from infomatch.evaluation import aggregate, clean, corruption_report, plots
 
-CLEAN_COLUMNS = (("top1", "top-1 %", 100), ("top5", "top-5 %", 100), ("nll", "NLL", 1), ("ece", "ECE", 1),
-                 ("brier", "Brier", 1))
+
+def _clean_columns() -> list[tuple[str, str, int]]:
+    """(key, summary.md heading, scale) of each clean metric."""
+    return [(metric.key, metric.heading, 100 if metric.percent else 1) for metric in clean.CLEAN_METRICS]
 
 
 def write_csv(results: dict[str, Any], path: Path) -> None:
@@ -25,9 +28,9 @@ def write_csv(results: dict[str, Any], path: Path) -> None:
             for metric, value in model["clean"].items():
                 writer.writerow([*prefix, "clean", "", "", metric, value])
             for analysis, metric in (("robustness", "top1"), ("confidence", "true_class_probability")):
-                for kind, values in model[analysis].items():
+                for degradation, values in model[analysis].items():
                     for level, value in zip(results[analysis]["levels"], values):
-                        writer.writerow([*prefix, analysis, kind, level, metric, value])
+                        writer.writerow([*prefix, analysis, degradation, level, metric, value])
         if "corruptions" in results:
             writer.writerows(corruption_report.csv_rows(results))
 
@@ -59,37 +62,41 @@ def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
              f"- confidence analysis: class {results['confidence']['class_index']} "
              f"({results['confidence']['class_name']}), {results['confidence']['num_images']} test images", "",
              "## Clean test set", ""]
-    lines += _table(["model", "strategy", "seed", *(label for _, label, _ in CLEAN_COLUMNS), "checkpoint"],
+    columns = _clean_columns()
+    lines += _table(["model", "strategy", "seed", *(label for _, label, _ in columns), "checkpoint"],
                     [[name, model["strategy"], "–" if model["seed"] is None else model["seed"],
-                      *(_number(model["clean"][key], scale) for key, _, scale in CLEAN_COLUMNS),
+                      *(_number(model["clean"][key], scale) for key, _, scale in columns),
                       f"`{model['checkpoint']}`"] for name, model in models.items()])
     if aggregated:
         lines += ["## Per strategy, mean ± std over seeds", ""]
-        lines += _table(["strategy", "models", *(label for _, label, _ in CLEAN_COLUMNS)],
-                        [[strategy, group["n"], *(_pm(group["clean"][key], scale) for key, _, scale in CLEAN_COLUMNS)]
+        lines += _table(["strategy", "models", *(label for _, label, _ in columns)],
+                        [[strategy, group["n"], *(_pm(group["clean"][key], scale) for key, _, scale in columns)]
                          for strategy, group in results["aggregate"].items()])
     types = list(next(iter(models.values()))["robustness"])
     levels = results["robustness"]["levels"]
     lines += ["## Robustness: top-1 % under degradation", "",
               "Mean over the levels " + ", ".join(map(str, levels)) + ":", ""]
     lines += _table(["model", *types, "all types"],
-                    [[name, *(f"{100 * np.mean(model['robustness'][kind]):.2f}" for kind in types),
+                    [[name, *(f"{100 * np.mean(model['robustness'][degradation]):.2f}" for degradation in types),
                       f"{100 * np.mean(list(model['robustness'].values())):.2f}"] for name, model in models.items()])
     if aggregated:
         lines += ["Per strategy, mean ± std over seeds of the same level averages:", ""]
-        level_averages = {strategy: aggregate.mean_std([{kind: float(np.mean(models[name]["robustness"][kind]))
-                                                         for kind in types} for name in group["models"]])
-                          for strategy, group in results["aggregate"].items()}
-        lines += _table(["strategy", *types], [[strategy, *(_pm(averages[kind], 100) for kind in types)]
-                                               for strategy, averages in level_averages.items()])
-    for kind in types:
-        lines += [f"### {plots.describe(kind, info['degradation'])}", ""]
+        level_averages = {
+            strategy: aggregate.mean_std([{degradation: float(np.mean(models[name]["robustness"][degradation]))
+                                           for degradation in types} for name in group["models"]])
+            for strategy, group in results["aggregate"].items()}
+        lines += _table(["strategy", *types],
+                        [[strategy, *(_pm(averages[degradation], 100) for degradation in types)]
+                         for strategy, averages in level_averages.items()])
+    for degradation in types:
+        lines += [f"### {describe(degradation, info['degradation'])}", ""]
         lines += _table(["model", *(f"d = {level:g}" for level in levels)],
-                        [[name, *(f"{100 * value:.2f}" for value in model["robustness"][kind])]
+                        [[name, *(f"{100 * value:.2f}" for value in model["robustness"][degradation])]
                          for name, model in models.items()])
     lines += ["## Confidence: mean softmax probability of the true class, averaged over levels", ""]
-    lines += _table(["model", *types], [[name, *(f"{np.mean(model['confidence'][kind]):.3f}" for kind in types)]
-                                        for name, model in models.items()])
+    lines += _table(["model", *types],
+                    [[name, *(f"{np.mean(model['confidence'][degradation]):.3f}" for degradation in types)]
+                     for name, model in models.items()])
     return "\n".join(lines)
 
 
@@ -97,7 +104,7 @@ def _series(results: dict[str, Any], part: str, aggregated: bool) -> dict[str, d
     """{series label: {type: {"mean", "std"}}} per strategy (aggregated) or per model (std None)."""
     if aggregated:
         return {f"{strategy}, n={group['n']}": group[part] for strategy, group in results["aggregate"].items()}
-    return {name: {kind: {"mean": values, "std": None} for kind, values in model[part].items()}
+    return {name: {degradation: {"mean": values, "std": None} for degradation, values in model[part].items()}
             for name, model in results["models"].items()}
 
 
@@ -108,15 +115,17 @@ def write_plots(results: dict[str, Any], folder: Path, aggregated: bool) -> None
         plots.reliability_diagram(name, model["reliability"], model["clean"]["ece"], folder / f"reliability_{name}.png")
 
     title = f"Clean test set ({results['evaluation']['num_images']} images)"
+    keys = [metric.key for metric in clean.CLEAN_METRICS]
     if aggregated:
         bars = {strategy: {key: {**group["clean"][key],
                                  "points": [models[name]["clean"][key] for name in group["models"]]}
-                           for key, _, _ in plots.CLEAN_PANELS} for strategy, group in results["aggregate"].items()}
+                           for key in keys} for strategy, group in results["aggregate"].items()}
         title += "\nbars: mean ± std over seeds, dots: single models"
     else:
-        bars = {name: {key: {"mean": model["clean"][key], "std": None, "points": []} for key, _, _ in plots.CLEAN_PANELS}
+        bars = {name: {key: {"mean": model["clean"][key], "std": None, "points": []} for key in keys}
                 for name, model in models.items()}
-    plots.clean_bars(bars, folder / "clean_metrics.png", title)
+    panels = [(metric.key, metric.label, metric.percent) for metric in clean.CLEAN_METRICS]
+    plots.clean_bars(bars, panels, folder / "clean_metrics.png", title)
 
     confidence = results["confidence"]
     class_note = f"class '{confidence['class_name']}' ({confidence['num_images']} test images)"
@@ -128,17 +137,19 @@ def write_plots(results: dict[str, Any], folder: Path, aggregated: bool) -> None
         levels = results[part]["levels"]
         series = _series(results, part, aggregated)
         palette = plots.colors(list(series))
-        for kind in next(iter(models.values()))[part]:
-            plots.curves(levels, {label: values[kind] for label, values in series.items()}, folder / f"{part}_{kind}.png",
-                         f"{plots.describe(kind, settings)}\n{note}", ylabel, percent, palette)
+        for degradation in next(iter(models.values()))[part]:
+            plots.curves(levels, {label: values[degradation] for label, values in series.items()},
+                         folder / f"{part}_{degradation}.png", f"{describe(degradation, settings)}\n{note}", ylabel,
+                         percent, palette)
         for name, model in models.items():
-            plots.curves(levels, {kind: {"mean": values, "std": None} for kind, values in model[part].items()},
-                         folder / f"{part}_model_{name}.png", f"{heading}: {name}\n{note}", ylabel, percent)
+            per_type = {degradation: {"mean": values, "std": None} for degradation, values in model[part].items()}
+            plots.curves(levels, per_type, folder / f"{part}_model_{name}.png", f"{heading}: {name}\n{note}", ylabel,
+                         percent)
 
-    kind = confidence["heatmap_type"]
-    values = np.array([models[name]["confidence"][kind] for name in names]).T
-    plots.heatmap(confidence["levels"], names, values, folder / f"confidence_heatmap_{kind}.png",
-                  f"{plots.describe(kind, settings)}\n{class_note}", "Mean softmax probability of true class")
+    degradation = confidence["heatmap_type"]
+    values = np.array([models[name]["confidence"][degradation] for name in names]).T
+    plots.heatmap(confidence["levels"], names, values, folder / f"confidence_heatmap_{degradation}.png",
+                  f"{describe(degradation, settings)}\n{class_note}", "Mean softmax probability of true class")
 
 
 def write_all(results: dict[str, Any], folder: Path, aggregated: bool, make_plots: bool) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from infomatch.checks import check_integer
+
 
 class BasicBlock(nn.Module):
     expansion = 1
@@ -35,10 +37,8 @@ class BasicBlock(nn.Module):
 class ResNet18(nn.Module):
     def __init__(self, num_classes: int = 100, width: int = 64, in_channels: int = 3) -> None:
         super().__init__()
-        if width < 1:
-            raise ValueError(f"model.width must be >= 1, got {width}")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        check_integer("num_classes", num_classes, 2)
+        check_integer("width", width, 1)
         self.num_classes = num_classes
         self.width = width
         self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)

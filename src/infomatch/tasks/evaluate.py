@@ -11,13 +11,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from infomatch.augment import DEGRADATIONS
 from infomatch.evaluation import aggregate, report
 from infomatch.evaluation.corruptions import check_baseline, corruption_results, corruption_scores
 from infomatch.evaluation.clean import clean_metrics, predict, reliability_bins
 from infomatch.evaluation.degraded import correct, curves_by_model, degradation_curves, true_class_probability
-from infomatch.evaluation.loading import CheckpointError, EvaluationError, LoadedModel, load_models
+from infomatch.errors import CheckpointError, EvaluationError
+from infomatch.evaluation.loading import LoadedModel, load_models
 from infomatch.memory import keep_freed_memory
+from infomatch.validation import validate_evaluate_config
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +27,6 @@ def _as_list(value: Any) -> list:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
-
-
-def _check_options(cfg: DictConfig) -> None:
-    unknown = [kind for kind in cfg.degradation.types if kind not in DEGRADATIONS]
-    if unknown or cfg.confidence.heatmap_type not in cfg.degradation.types:
-        raise EvaluationError(f"degradation.types must be among {list(DEGRADATIONS)} (got {list(cfg.degradation.types)}) "
-                              f"and contain confidence.heatmap_type ({cfg.confidence.heatmap_type})")
-    if cfg.subset is not None and cfg.subset < 1:
-        raise EvaluationError(f"subset must be a positive number of test images or null, got {cfg.subset}")
-    if cfg.robustness.levels < 2 or cfg.confidence.levels < 2 or cfg.ece_bins < 1:
-        raise EvaluationError("robustness.levels and confidence.levels must be >= 2, ece_bins >= 1")
-    if cfg.aggregate not in ("auto", True, False):
-        raise EvaluationError(f"aggregate must be auto, true or false, got {cfg.aggregate}")
 
 
 def _check_classes(models: list[LoadedModel], num_classes: int, data_target: str) -> None:
@@ -59,7 +47,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not paths:
         raise CheckpointError("no checkpoint given: python evaluate.py ckpt=path/to/checkpoint.ckpt "
                               "(a .ckpt file, a run folder or a sweep folder; ckpt=[a,b] for several)")
-    _check_options(cfg)
+    validate_evaluate_config(cfg)
     keep_freed_memory()
     models = load_models(paths, _as_list(cfg.names))
     datamodule = instantiate(cfg.data)
@@ -75,8 +63,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     class_images = all_images[all_labels == class_index]
     classifiers = [model.classifier.to(device) for model in models]
     batch_size = datamodule.eval_batch_size
-    settings = {key: cfg.degradation[key] for key in ("blur_sigma_max", "blur_kernel_max", "dropout_patch")}
-    types = list(cfg.degradation.types)
+    grid = instantiate(cfg.degradation)
+    types, settings = list(grid.types), grid.settings
     # built and checked before any scoring, so a wrong folder or file fails in seconds
     corruptions = instantiate(cfg.corruptions) if cfg.get("corruptions") else None
     if corruptions is not None:

@@ -15,15 +15,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
-from infomatch.data.cifar100 import DatasetError
+from infomatch.data.stage import TrainingStage
+from infomatch.errors import ConfigError, UserError
 from infomatch.memory import keep_freed_memory
 from infomatch.module import InfoMatchModule
-from infomatch.validation import ConfigError, check_new_output, check_resume, validate_train_config
+from infomatch.validation import check_new_output, check_resume, validate_train_config
 
 log = logging.getLogger(__name__)
 
 # mistakes in the command or the data, and diverged training: train.py reports them in one paragraph
-USER_ERRORS = (ConfigError, DatasetError, FloatingPointError)
+USER_ERRORS = (UserError, FloatingPointError)
 
 
 def _tensorboard_available() -> bool:
@@ -44,6 +45,13 @@ def build_callbacks(cfg: DictConfig) -> list:
     return [instantiate(callback_cfg) for callback_cfg in (cfg.get("callbacks") or {}).values()]
 
 
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    """The data module with its training stage (crop/flip and degradations, run on the device)."""
+    stage = TrainingStage(degrader=instantiate(cfg.augment), crop_flip=cfg.base_augment.crop_flip,
+                          crop_padding=cfg.base_augment.padding, seed=cfg.seed)
+    return instantiate(cfg.data, stage=stage)
+
+
 def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> InfoMatchModule:
     net = instantiate(cfg.model)
     if net.num_classes != datamodule.num_classes:
@@ -51,28 +59,47 @@ def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> InfoMatc
                           f"set model.num_classes={datamodule.num_classes}")
     return InfoMatchModule(
         net=net,
-        labels=instantiate(cfg.labels),
-        degrader=instantiate(cfg.augment),
+        strategy=instantiate(cfg.labels),
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         mean=datamodule.mean,
         std=datamodule.std,
-        crop_flip=cfg.base_augment.crop_flip,
-        crop_padding=cfg.base_augment.padding,
         ece_bins=cfg.ece_bins,
-        seed=cfg.seed,
+        compile=cfg.trainer.get("compile", False),
         run_config=OmegaConf.to_container(cfg, resolve=True),
     )
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 in hardware (AMX or AVX-512 BF16); elsewhere torch emulates it, 8-20x slower.
+
+    Read from the CPU flags in /proc/cpuinfo (``cpuinfo`` stands in for it in tests).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: no flags to read, so assume emulation
+            return False
+    flags = cpuinfo.split()
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def resolve_precision(trainer_cfg: DictConfig) -> str:
-    """``auto``: bf16 mixed precision on a GPU; full fp32 on CPUs, where bf16 is emulated and slower."""
+    """``auto``: bf16 mixed precision on GPUs and on CPUs with native bf16; full fp32 on other CPUs."""
     precision = str(trainer_cfg.get("precision", "auto"))
     if precision != "auto":
         return precision
-    uses_gpu = trainer_cfg.get("accelerator", "auto") in ("gpu", "cuda") or (
-        trainer_cfg.get("accelerator", "auto") == "auto" and torch.cuda.is_available())
-    return "bf16-mixed" if uses_gpu else "32-true"
+    accelerator = trainer_cfg.get("accelerator", "auto")
+    uses_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "bf16-mixed" if uses_gpu or cpu_has_native_bf16() else "32-true"
+
+
+def lightning_trainer_config(trainer_cfg: DictConfig) -> dict[str, Any]:
+    """The trainer group as Lightning's Trainer takes it: precision resolved, the module's ``compile`` removed."""
+    settings = OmegaConf.to_container(trainer_cfg, resolve=True)
+    settings.pop("compile", None)
+    settings["precision"] = resolve_precision(trainer_cfg)
+    return settings
 
 
 def _plain(metrics: dict[str, Any]) -> dict[str, float]:
@@ -94,9 +121,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
     keep_freed_memory()
-    datamodule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
-    trainer: L.Trainer = instantiate(cfg.trainer, precision=resolve_precision(cfg.trainer),
+    trainer: L.Trainer = instantiate(lightning_trainer_config(cfg.trainer),
                                      callbacks=build_callbacks(cfg), logger=build_loggers(cfg),
                                      plugins=[AtomicCheckpointIO()])
 
