@@ -7,6 +7,11 @@ clipped to [0, 1], times 255, truncated (``np.uint8``), or rounded where the pro
 codec (ImageMagick, PIL). Random draws come from ``generator`` in the order each docstring states, so a
 seed fixes the images. Arithmetic is float64 (as the procedure's numpy), so truncation rarely differs.
 
+Where the procedure calls other libraries, their algorithms are reproduced from their sources: ImageMagick's
+MotionBlurImage (motion blur, snow; ImageMagick itself is not available to the tests), OpenCV's 3-tap
+Gaussian and reflect-101 borders (defocus), PIL's fixed-point BOX resampling (pixelate, checked against PIL).
+The elastic warp samples exactly where OpenCV rounds coordinates to 1/32 pixel.
+
 Frost and spatter are not regenerated: frost needs the benchmark's frost photographs, and spatter
 depends on OpenCV internals (Canny edges, distance transform, histogram equalization).
 """
