@@ -23,6 +23,7 @@ run python benchmarks/bench_train_step.py --widths 64 --batch 512 --steps 15 --r
 run python benchmarks/bench_train_step.py --widths 64 --batch 512 --steps 15 --rounds 2 --sampling stratified
 run python benchmarks/bench_lightning_overhead.py --width 64 --batch 512 --steps 40 --rounds 1 --data loader
 run python benchmarks/bench_lightning_overhead.py --width 64 --batch 512 --steps 40 --rounds 1 --data device
+run python benchmarks/bench_corruptions.py --device cuda --images 10000 --width 64
 
 # seconds per epoch of train.py, with the GPU's utilisation sampled every 100 ms while it trains
 epoch_timing() {

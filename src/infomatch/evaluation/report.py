@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from infomatch.augment import describe
-from infomatch.evaluation import aggregate, clean, plots
+from infomatch.evaluation import aggregate, clean, corruption_report, plots
 
 
 def _clean_columns() -> list[tuple[str, str, int]]:
@@ -31,6 +31,8 @@ def write_csv(results: dict[str, Any], path: Path) -> None:
                 for degradation, values in model[analysis].items():
                     for level, value in zip(results[analysis]["levels"], values):
                         writer.writerow([*prefix, analysis, degradation, level, metric, value])
+        if "corruptions" in results:
+            writer.writerows(corruption_report.csv_rows(results))
 
 
 def _row(cells: list) -> str:
@@ -154,6 +156,11 @@ def write_all(results: dict[str, Any], folder: Path, aggregated: bool, make_plot
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(results, indent=2))
     write_csv(results, folder / "metrics.csv")
-    (folder / "summary.md").write_text(summary_markdown(results, aggregated))
+    summary = summary_markdown(results, aggregated)
+    if "corruptions" in results:
+        summary += "\n" + corruption_report.markdown(results, aggregated)
+    (folder / "summary.md").write_text(summary)
     if make_plots:
         write_plots(results, folder / "plots", aggregated)
+        if "corruptions" in results:
+            corruption_report.write_plots(results, folder / "plots", aggregated)

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from infomatch.evaluation import aggregate, report
+from infomatch.evaluation.corruptions import check_baseline, corruption_results, corruption_scores
 from infomatch.evaluation.clean import clean_metrics, predict, reliability_bins
 from infomatch.evaluation.degraded import correct, curves_by_model, degradation_curves, true_class_probability
 from infomatch.errors import CheckpointError, EvaluationError
@@ -64,6 +65,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     batch_size = datamodule.eval_batch_size
     grid = instantiate(cfg.degradation)
     types, settings = list(grid.types), grid.settings
+    # built and checked before any scoring, so a wrong folder or file fails in seconds
+    corruptions = instantiate(cfg.corruptions) if cfg.get("corruptions") else None
+    if corruptions is not None:
+        corruptions.check(images, labels)
+        check_baseline(cfg.get("compare_to"), [model.name for model in models], [model.strategy for model in models])
     log.info("evaluating %d model(s) on %d test images on %s", len(models), len(labels), device)
 
     results_by_model: dict[str, dict[str, Any]] = {}
@@ -97,6 +103,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                        "num_images": len(class_images), "heatmap_type": cfg.confidence.heatmap_type},
         "aggregate": aggregate.by_strategy(results_by_model),
     }
+    if corruptions is not None:
+        scores = corruption_scores(classifiers, names, corruptions, images, labels, cfg.seed, batch_size,
+                                   datamodule.num_classes, cfg.ece_bins)
+        results["corruptions"] = corruption_results(scores, corruptions, results_by_model, cfg.get("compare_to"),
+                                                    len(labels))
     aggregated = (cfg.aggregate is True or cfg.aggregate == "auto"
                   and any(group["n"] > 1 for group in results["aggregate"].values()))
     output_dir = Path(cfg.paths.output_dir)
