@@ -17,7 +17,7 @@ from torchmetrics import MeanMetric
 
 from conftest import ROOT, compose_config
 from infomatch.data import cifar100
-from infomatch.errors import CheckpointError, ConfigError
+from infomatch.errors import CheckpointError, ConfigError, EvaluationError
 from infomatch.evaluation import clean, plots
 from infomatch.evaluation.calibration import fit_temperature
 from infomatch.evaluation.loading import load_model
@@ -173,12 +173,25 @@ def test_sweep_folder_evaluates_every_run_side_by_side(make_config, sweep, tmp_p
     assert len(im["robustness"]["blur"]["mean"]) == 3 and len(im["confidence"]["mosaic"]["std"]) == 3
     summary = (tmp_path / "run" / "summary.md").read_text()
     assert "mean ± std over seeds" in summary and "im_seed1" in summary
+    # paired comparisons to hard: one hard run, so no interval, but the difference of means is there
+    comparisons = results["comparisons"]
+    assert comparisons["baseline"] == "hard" and {row["strategy"] for row in comparisons["rows"]} == {"im"}
+    top1 = next(row for row in comparisons["rows"] if row["metric"] == "top1")
+    assert top1["difference"] == pytest.approx(sum(pair) / 2 - results["models"]["hard_seed0"]["clean"]["top1"])
+    assert top1["method"] == "none (one run)" and "## Paired differences to hard" in summary
+    assert (tmp_path / "run" / "comparisons.csv").read_text().count("\nim,") == len(comparisons["rows"])
+    assert (tmp_path / "run" / "plots" / "paired_differences.png").stat().st_size > 0
 
     # the same seeded degradations whether a model is evaluated alone or next to others
     alone = run_evaluation(make_config, f"ckpt={sweep / '2_im_all_seed1'}", "names=[solo]", "plots=false",
                            "robustness.levels=3", "confidence.levels=3")
     assert alone["models"]["solo"]["robustness"] == results["models"]["im_seed1"]["robustness"]
     assert alone["models"]["solo"]["confidence"] == results["models"]["im_seed1"]["confidence"]
+
+
+def test_temperature_scaling_needs_the_validation_split(make_config, sweep):
+    with pytest.raises(EvaluationError, match="data.val_size=0"):
+        run_evaluation(make_config, f"ckpt={best(sweep, '0_hard_all_seed0')}", "data.val_size=0", *QUICK)
 
 
 def test_subset_uses_the_first_test_images(make_config, sweep):
