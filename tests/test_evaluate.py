@@ -332,3 +332,11 @@ def test_entry_point(sweep, tmp_path):
     result = run_entry_point(tmp_path, f"ckpt={missing}")
     assert result.returncode != 0
     assert str(missing) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_im_with_another_measure_is_its_own_strategy(sweep, tmp_path):
+    checkpoint = torch.load(best(sweep, "1_im_all_seed0"), map_location="cpu", weights_only=True)
+    checkpoint["infomatch_config"]["labels"]["measure"] = "ssim"
+    torch.save(checkpoint, tmp_path / "ssim.ckpt")
+    assert load_model(tmp_path / "ssim.ckpt").strategy == "im_ssim"
+    assert load_model(best(sweep, "1_im_all_seed0")).strategy == "im"
