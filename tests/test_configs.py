@@ -8,7 +8,11 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
-from conftest import CONFIGS
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from conftest import CONFIGS, compose_config
 from infomatch.augment import DEGRADATIONS, Degrader
 from infomatch.data import InMemoryDataModule
 from infomatch.models import ResNet18
@@ -133,6 +137,8 @@ def test_experiment_options_compose(make_config, option):
     for key, value in stated.items():
         if isinstance(value, str) and "${" in value:  # per-strategy recipes: test_reference_experiment_...
             continue
+        if key[0] == "hydra":  # the sweep of experiment=ablation: test_ablation_preset_...
+            continue
         found = composed
         for part in key:
             found = found[part]
@@ -163,3 +169,23 @@ def test_default_protocol_is_identical_across_strategies(make_config):
 
     configs = [OmegaConf.to_container(make_config(f"labels={name}"), resolve=False) for name in ("hard", "ls", "im")]
     assert without_labels(configs[0]) == without_labels(configs[1]) == without_labels(configs[2])
+
+
+def test_ablation_preset_sweeps_six_strategies_times_the_seeds_with_everything_else_identical(tmp_path):
+    # what `python train.py -m experiment=ablation seed=0,1,2` expands to: the preset's sweeper params
+    # plus the command line, split by Hydra's own sweeper
+    command = ["experiment=ablation", "seed=0,1,2"]
+    compose_config(["experiment=ablation"], tmp_path, "train")  # sets HydraConfig, which holds the sweeper
+    params = [f"{key}={value}" for key, value in HydraConfig.get().sweeper.params.items()]
+    jobs = [job for batch in BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params + command),
+                                                           None) for job in batch]
+    assert len(jobs) == 18
+    configs = {}
+    for job in jobs:
+        cfg = compose_config(job, tmp_path, "train")
+        configs[(instantiate(cfg.labels).name, cfg.seed)] = OmegaConf.to_container(cfg, resolve=False)
+    strategies = ("hard", "ls", "matched", "level", "schedule", "im")
+    assert set(configs) == {(name, seed) for name in strategies for seed in (0, 1, 2)}
+    reference = {key: value for key, value in configs[("hard", 0)].items() if key not in ("labels", "seed")}
+    for config in configs.values():
+        assert {key: value for key, value in config.items() if key not in ("labels", "seed")} == reference

@@ -17,8 +17,9 @@ from torchmetrics import MeanMetric
 
 from conftest import ROOT, compose_config
 from infomatch.data import cifar100
-from infomatch.errors import CheckpointError, ConfigError
+from infomatch.errors import CheckpointError, ConfigError, EvaluationError
 from infomatch.evaluation import clean, plots
+from infomatch.evaluation.calibration import fit_temperature
 from infomatch.evaluation.loading import load_model
 from infomatch.models import ResNet18
 from infomatch.tasks.evaluate import evaluate
@@ -26,7 +27,7 @@ from infomatch.tasks.train import train
 
 # the data the tiny models are trained on (debug=fast) and evaluated with
 DATA = ["data=synthetic", "data.num_classes=10", "data.train_size=512", "data.test_size=128", "data.val_size=128"]
-METRICS = ("top1", "top5", "nll", "ece", "brier")
+METRICS = ("top1", "top5", "nll", "ece", "brier", "confidence_gap", "adaptive_ece")
 TYPES = ("diffusion", "blur", "dropout", "mosaic")
 # for tests about loading and wiring rather than the grids: fewest levels, no figures
 QUICK = ["robustness.levels=2", "confidence.levels=2", "plots=false"]
@@ -85,12 +86,20 @@ def hand_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> 
         if in_bin.any():
             ece += in_bin.float().mean() * (correct[in_bin].mean() - confidence[in_bin].mean()).abs()
     one_hot = torch.zeros_like(probabilities).scatter_(1, labels[:, None], 1.0)
+    # equal-mass bins: the sorted samples cut into 15 runs whose sizes differ by at most one
+    order = confidence.argsort()
+    sizes = [len(labels) // 15 + (index < len(labels) % 15) for index in range(15)]
+    starts = [sum(sizes[:index]) for index in range(15)]
+    adaptive = sum(abs(float(confidence[order[start:start + size]].sum() - correct[order[start:start + size]].sum()))
+                   for start, size in zip(starts, sizes)) / len(labels)
     return {
         "top1": float(correct.mean()),
         "top5": float((logits.topk(5, dim=1).indices == labels[:, None]).any(dim=1).float().mean()),
         "nll": float(-log_probabilities[torch.arange(len(labels)), labels].mean()),
         "ece": float(ece),
         "brier": float((probabilities - one_hot).pow(2).sum(dim=1).mean()),
+        "confidence_gap": float(confidence.mean() - correct.mean()),
+        "adaptive_ece": adaptive,
     }
 
 
@@ -126,7 +135,25 @@ def test_one_checkpoint_writes_every_output_and_matches_hand_metrics(make_config
             "confidence_model_im_seed0.png", "confidence_heatmap_mosaic.png"} <= plots
     assert {f"{part}_{kind}.png" for part in ("robustness", "confidence") for kind in TYPES} <= plots
     rows = (output / "metrics.csv").read_text().splitlines()
-    assert len(rows) == 1 + len(METRICS) + 4 * 5 + 4 * 11
+    # clean metrics, T and the 5 it changes, top-1 and NLL/Brier before/after on the grid, confidence
+    assert len(rows) == 1 + len(METRICS) + 1 + 5 + 4 * 5 + 4 * 4 * 5 + 4 * 11
+
+    # temperature scaling: T fitted on the validation split, applied to the test set and the robustness grid
+    datamodule = instantiate(make_config(*DATA, config_name="evaluate").data)
+    datamodule.setup("fit")
+    val_images, val_labels = datamodule.val_set
+    temperature = fit_temperature(checkpoint_logits(path, val_images.float() / 255), val_labels)
+    assert model["temperature"] == pytest.approx(temperature, rel=1e-4) and model["temperature"] != 1.0
+    scaled = hand_metrics(checkpoint_logits(path, images) / temperature, labels)
+    for metric in ("nll", "ece", "brier", "confidence_gap", "adaptive_ece"):
+        assert model["calibrated"][metric] == pytest.approx(scaled[metric], abs=1e-4), metric
+    clean_nll = model["clean"]["nll"]
+    for kind in TYPES:  # level 0 is the clean image
+        assert model["robustness_calibration"]["nll"][kind][0] == pytest.approx(clean_nll, abs=1e-5)
+        assert model["robustness_calibration"]["nll_ts"][kind][0] == pytest.approx(scaled["nll"], abs=1e-4)
+        assert model["robustness_calibration"]["brier_ts"][kind][0] == pytest.approx(scaled["brier"], abs=1e-4)
+    summary = (output / "summary.md").read_text()
+    assert "## Temperature scaling" in summary and f"{temperature:.3f}" in summary
 
 
 def test_sweep_folder_evaluates_every_run_side_by_side(make_config, sweep, tmp_path):
@@ -146,12 +173,25 @@ def test_sweep_folder_evaluates_every_run_side_by_side(make_config, sweep, tmp_p
     assert len(im["robustness"]["blur"]["mean"]) == 3 and len(im["confidence"]["mosaic"]["std"]) == 3
     summary = (tmp_path / "run" / "summary.md").read_text()
     assert "mean ± std over seeds" in summary and "im_seed1" in summary
+    # paired comparisons to hard: one hard run, so no interval, but the difference of means is there
+    comparisons = results["comparisons"]
+    assert comparisons["baseline"] == "hard" and {row["strategy"] for row in comparisons["rows"]} == {"im"}
+    top1 = next(row for row in comparisons["rows"] if row["metric"] == "top1")
+    assert top1["difference"] == pytest.approx(sum(pair) / 2 - results["models"]["hard_seed0"]["clean"]["top1"])
+    assert top1["method"] == "none (one run)" and "## Paired differences to hard" in summary
+    assert (tmp_path / "run" / "comparisons.csv").read_text().count("\nim,") == len(comparisons["rows"])
+    assert (tmp_path / "run" / "plots" / "paired_differences.png").stat().st_size > 0
 
     # the same seeded degradations whether a model is evaluated alone or next to others
     alone = run_evaluation(make_config, f"ckpt={sweep / '2_im_all_seed1'}", "names=[solo]", "plots=false",
                            "robustness.levels=3", "confidence.levels=3")
     assert alone["models"]["solo"]["robustness"] == results["models"]["im_seed1"]["robustness"]
     assert alone["models"]["solo"]["confidence"] == results["models"]["im_seed1"]["confidence"]
+
+
+def test_temperature_scaling_needs_the_validation_split(make_config, sweep):
+    with pytest.raises(EvaluationError, match="data.val_size=0"):
+        run_evaluation(make_config, f"ckpt={best(sweep, '0_hard_all_seed0')}", "data.val_size=0", *QUICK)
 
 
 def test_subset_uses_the_first_test_images(make_config, sweep):
@@ -196,7 +236,7 @@ def test_a_clean_metric_added_in_one_place_reaches_every_output(make_config, swe
         results["models"]["hard_seed0"]["clean"]["confidence"]
     assert ",clean,,,confidence," in (output / "metrics.csv").read_text()
     assert "| mean confidence |" in (output / "summary.md").read_text()
-    assert [key for key, _, _ in drawn] == ["top1", "top5", "nll", "ece", "brier", "confidence"]
+    assert [key for key, _, _ in drawn] == [*METRICS, "confidence"]
     assert (output / "plots" / "clean_metrics.png").stat().st_size > 0
 
 
@@ -292,3 +332,11 @@ def test_entry_point(sweep, tmp_path):
     result = run_entry_point(tmp_path, f"ckpt={missing}")
     assert result.returncode != 0
     assert str(missing) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_im_with_another_measure_is_its_own_strategy(sweep, tmp_path):
+    checkpoint = torch.load(best(sweep, "1_im_all_seed0"), map_location="cpu", weights_only=True)
+    checkpoint["infomatch_config"]["labels"]["measure"] = "ssim"
+    torch.save(checkpoint, tmp_path / "ssim.ckpt")
+    assert load_model(tmp_path / "ssim.ckpt").strategy == "im_ssim"
+    assert load_model(best(sweep, "1_im_all_seed0")).strategy == "im"

@@ -31,6 +31,37 @@ def test_fast_dev_run_with_and_without_degradations(tmp_path, augment):
         assert im["val"]["val/nll"] != hard["val"]["val/nll"]
 
 
+@pytest.mark.parametrize("labels", ["matched", "level", "schedule", "im labels.measure=nmi_adjusted",
+                                    "im labels.measure=ssim"])
+def test_fast_dev_run_each_control_and_measure(make_config, labels):
+    metrics = train(make_config("debug=fast_dev_run", *f"labels={labels}".split(), "augment=all",
+                                "estimation.images=32", *(["labels.levels=3"] if labels == "schedule" else [])))
+    assert metrics["epochs"] == 1
+
+
+def test_estimates_are_written_to_metrics_json_and_the_checkpoints(make_config, tmp_path):
+    import torch
+    from hydra.utils import instantiate
+
+    from infomatch.targets import MatchedSmoothing
+    from infomatch.tasks.train import build_datamodule, fit_label_strategy
+
+    overrides = ["debug=fast", "labels=matched", "labels.measure=nmi_adjusted", "estimation.images=64",
+                 "data.train_size=192", "data.val_size=64", "test=false"]
+    metrics = train(make_config(*overrides))
+    estimates = metrics["label_estimates"]
+    assert 0 < estimates["chance_nmi"] < 1 and 0 < estimates["epsilon"] < 0.9
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["label_estimates"] == estimates
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["infomatch_label_estimates"] == estimates
+    # the same sample and draws give the same estimate: every seed of a sweep is matched to the same IM epsilon
+    cfg = compose_config([*overrides, "seed=1"], tmp_path / "seed1")
+    assert fit_label_strategy(instantiate(cfg.labels), build_datamodule(cfg), 64, cfg.estimation.seed) == estimates
+    # and labels.epsilon overrides it
+    given = MatchedSmoothing(epsilon=0.25)
+    assert given.fit(torch.rand(2, 3, 32, 32), None, torch.Generator())["epsilon"] == 0.25
+
+
 def test_console_prints_each_lightning_message_once_and_no_tips(tmp_path):
     command = [sys.executable, str(ROOT / "train.py"), "debug=fast_dev_run", "data.train_size=128", "data.val_size=64",
                "data.test_size=64", f"hydra.run.dir={tmp_path}/run"]

@@ -1,64 +1,70 @@
-"""How much IM smooths each degradation: epsilon = clamp(1 - NMI, 0, eps_max) against the level d.
+"""How much each measure smooths each degradation: epsilon = clamp(1 - similarity, 0, eps_max) against the level d.
 
     python -m infomatch.epsilon_curve --data-root data/cifar100 --images 1000
 
-Writes a figure (mean and 10-90% band per degradation, with the NMI floor of unrelated image pairs)
-and a CSV under --out. It shows where the measure saturates: with 64 bins and 1,024 pixels, two
-unrelated images already score NMI ~0.26, so strong noise or blur all get nearly the same epsilon.
+Writes one figure (a panel per degradation, a curve per measure: nmi, nmi_adjusted, ssim; mean and 10-90%
+band) and a CSV under --out. It shows where a measure saturates: with 64 bins and 1,024 pixels, two
+unrelated images already score NMI ~0.26, so strong noise or blur all get nearly the same NMI epsilon.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from infomatch.augment import DEGRADATIONS, apply_degradations
-from infomatch.nmi import nmi
-from infomatch.targets import im_epsilon
+from infomatch.augment import DEGRADATIONS
+from infomatch.nmi import chance_nmi
+from infomatch.targets import MEASURES, MeasuredSmoothing, epsilon_by_level
 
 
 def epsilon_curves(images: Tensor, levels: Tensor, bins: int = 64, eps_max: float = 0.9, seed: int = 0,
-                   **degradation_params) -> dict[str, Tensor]:
-    """{type: (len(levels), N) epsilon} for every image at every level of every degradation type."""
-    generator = torch.Generator(device=images.device).manual_seed(seed)
+                   measures: tuple[str, ...] = MEASURES, **degradation_params) -> dict[str, dict[str, Tensor]]:
+    """{measure: {type: (len(levels), N) epsilon}} for every image at every level of every degradation type.
+
+    Every measure sees the same degraded images (the generator is reseeded per measure); nmi_adjusted's E0 is
+    the mean NMI of unrelated pairs of ``images``.
+    """
+    floor = float(chance_nmi(images, bins).mean())
     curves = {}
-    for index, name in enumerate(DEGRADATIONS):
-        types = torch.full((len(images),), index, dtype=torch.long, device=images.device)
-        rows = []
-        for level in levels.tolist():
-            level_batch = torch.full((len(images),), level, device=images.device)
-            degraded = apply_degradations(images, types, level_batch, generator, **degradation_params)
-            rows.append(im_epsilon(nmi(images, degraded, bins), eps_max))
-        curves[name] = torch.stack(rows)
+    for measure in measures:
+        strategy = MeasuredSmoothing(eps_max=eps_max, bins=bins, measure=measure, chance_nmi=floor)
+        generator = torch.Generator(device=images.device).manual_seed(seed)
+        curves[measure] = epsilon_by_level(images, DEGRADATIONS, levels.tolist(), strategy.measured_epsilon, generator,
+                                           f"measure {measure}", **degradation_params)
     return curves
 
 
-def unrelated_pairs_nmi(images: Tensor, bins: int = 64) -> Tensor:
-    """NMI of each image with a different, unrelated image: the floor below which NMI carries no signal."""
-    return nmi(images, images.roll(1, dims=0), bins)
-
-
-def plot_epsilon_curves(levels: Tensor, curves: dict[str, Tensor], floor_nmi: float, eps_max: float, path: Path) -> None:
+def plot_epsilon_curves(levels: Tensor, curves: dict[str, dict[str, Tensor]], floor_nmi: float, eps_max: float,
+                        path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6.5, 4.5))
-    for name, epsilon in curves.items():
-        low, high = epsilon.quantile(torch.tensor([0.1, 0.9]), dim=1)
-        axis.plot(levels, epsilon.mean(dim=1), marker="o", markersize=3, label=name)
-        axis.fill_between(levels, low, high, alpha=0.2)
-    axis.axhline(min(1 - floor_nmi, eps_max), color="gray", linestyle="--",
-                 label=f"unrelated images (NMI {floor_nmi:.2f})")
-    axis.set(xlabel="degradation level d", ylabel="IM smoothing ε = clamp(1 − NMI, 0, ε_max)",
-             title="Label smoothing IM assigns per degradation (mean, 10–90% band)", ylim=(0, 1), xlim=(0, 1))
-    axis.grid(alpha=0.3)
-    axis.legend(loc="lower right")
+    types = list(next(iter(curves.values())))
+    columns = min(2, len(types))
+    rows = math.ceil(len(types) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows), squeeze=False, sharey=True)
+    for axis in axes.flat[len(types):]:
+        axis.set_visible(False)
+    for axis, name in zip(axes.flat, types):
+        for measure, by_type in curves.items():
+            epsilon = by_type[name]
+            low, high = epsilon.quantile(torch.tensor([0.1, 0.9]), dim=1)
+            axis.plot(levels, epsilon.mean(dim=1), marker="o", markersize=3, label=measure)
+            axis.fill_between(levels, low, high, alpha=0.2)
+        axis.axhline(min(1 - floor_nmi, eps_max), color="gray", linestyle="--",
+                     label=f"nmi of unrelated images ({floor_nmi:.2f})")
+        axis.set(xlabel="degradation level d", ylabel="ε = clamp(1 − similarity, 0, ε_max)", title=name,
+                 ylim=(0, 1), xlim=(0, 1))
+        axis.grid(alpha=0.3)
+    axes.flat[0].legend(loc="lower right", fontsize=8)
+    figure.suptitle("Label smoothing per measure and degradation (mean, 10–90% band)")
     figure.tight_layout()
     figure.savefig(path, dpi=150)
     plt.close(figure)
@@ -91,15 +97,16 @@ def main() -> None:
     images = load_images(args.data_root, args.images, args.seed)
     levels = torch.linspace(0, 1, args.levels)
     curves = epsilon_curves(images, levels, args.bins, args.eps_max, args.seed)
-    floor_nmi = float(unrelated_pairs_nmi(images, args.bins).mean())
+    floor_nmi = float(chance_nmi(images, args.bins).mean())
     with open(out / "epsilon_curve.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["degradation", "level", "epsilon_mean", "epsilon_std"])
-        for name, epsilon in curves.items():
-            for level, mean, std in zip(levels.tolist(), epsilon.mean(1).tolist(), epsilon.std(1).tolist()):
-                writer.writerow([name, f"{level:.3f}", f"{mean:.4f}", f"{std:.4f}"])
+        writer.writerow(["measure", "degradation", "level", "epsilon_mean", "epsilon_std"])
+        for measure, by_type in curves.items():
+            for name, epsilon in by_type.items():
+                for level, mean, std in zip(levels.tolist(), epsilon.mean(1).tolist(), epsilon.std(1).tolist()):
+                    writer.writerow([measure, name, f"{level:.3f}", f"{mean:.4f}", f"{std:.4f}"])
     plot_epsilon_curves(levels, curves, floor_nmi, args.eps_max, out / "epsilon_curve.png")
-    print(f"unrelated-pair NMI floor: {floor_nmi:.3f}; wrote {out / 'epsilon_curve.png'} and {out / 'epsilon_curve.csv'}")
+    print(f"unrelated-pair NMI floor (E0 of nmi_adjusted): {floor_nmi:.3f}; wrote {out / 'epsilon_curve.png'} and {out / 'epsilon_curve.csv'}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,38 @@ class BrierScore(MeanMetric):
         super().update(squared_error)
 
 
+class ConfidenceGap(MeanMetric):
+    """Mean (confidence - correct) = mean confidence - accuracy: > 0 over-confident, < 0 under-confident."""
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:  # type: ignore[override]
+        confidence, prediction = logits.float().softmax(dim=1).max(dim=1)
+        super().update(confidence - (prediction == target).float())
+
+
+class AdaptiveCalibrationError(Metric):
+    """Equal-mass (adaptive) ECE: samples sorted by confidence, cut into ``bins`` groups of (nearly) equal size,
+    sum over groups of (size / N) * |mean confidence - accuracy|. Unlike the binned ECE, no bin is nearly empty."""
+
+    def __init__(self, bins: int = 15) -> None:
+        super().__init__()
+        self.bins = bins
+        self.add_state("confidence", default=[], dist_reduce_fx="cat")
+        self.add_state("correct", default=[], dist_reduce_fx="cat")
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        confidence, prediction = logits.float().softmax(dim=1).max(dim=1)
+        self.confidence.append(confidence.double())
+        self.correct.append((prediction == target).double())
+
+    def compute(self) -> torch.Tensor:
+        confidence, correct = torch.cat(self.confidence), torch.cat(self.correct)
+        order = confidence.argsort()
+        gaps = [(group_confidence.sum() - group_correct.sum()).abs()
+                for group_confidence, group_correct in zip(confidence[order].tensor_split(self.bins),
+                                                           correct[order].tensor_split(self.bins))]
+        return torch.stack(gaps).sum() / len(confidence)
+
+
 def classification_metrics(num_classes: int, ece_bins: int = 15) -> MetricCollection:
     """Metrics that take (probabilities, labels). Accuracy must be micro-averaged to be plain accuracy."""
     return MetricCollection({

@@ -50,6 +50,8 @@ class InfoMatchModule(L.LightningModule):
         self.non_finite_check_every = non_finite_check_every
         # plain resolved config, stored in every checkpoint so evaluation can rebuild the exact model
         self.run_config = run_config
+        # what the label strategy estimated before training (matched's epsilon, schedule's table): plain data
+        self.label_estimates: dict[str, Any] = {}
         self.num_classes = net.num_classes
         self.val_metrics = EvaluationMetrics(self.num_classes, ece_bins)
         self.test_metrics = EvaluationMetrics(self.num_classes, ece_bins)
@@ -164,4 +166,5 @@ class InfoMatchModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.check_non_finite()  # never write weights that a non-finite step produced
         checkpoint["infomatch_config"] = self.run_config
+        checkpoint["infomatch_label_estimates"] = self.label_estimates
         checkpoint["infomatch_normalization"] = self.normalize.statistics()

@@ -59,3 +59,8 @@ def nmi(a: Tensor, b: Tensor, bins: int = 64) -> Tensor:
     mutual_information = (entropy_sum - joint_entropy).clamp(min=0)
     per_channel = torch.where(entropy_sum > 0, 2 * mutual_information / entropy_sum, 1.0)
     return per_channel.view(batch, channels).mean(dim=1).float()
+
+
+def chance_nmi(images: Tensor, bins: int = 64) -> Tensor:
+    """(B,) NMI of each image with the next one (an unrelated image): the floor below which NMI carries no signal."""
+    return nmi(images, images.roll(1, dims=0), bins)

@@ -36,6 +36,8 @@ TRAIN_RULES: dict[str, Rule] = {
     "trainer.max_epochs": lambda name, value: check_integer(name, value, 1),
     "optimizer.lr": lambda name, value: require(name, value, is_number(value) and value > 0, "must be a number > 0"),
     "ece_bins": lambda name, value: check_integer(name, value, 1),
+    "estimation.images": lambda name, value: check_integer(name, value, 1),
+    "estimation.seed": lambda name, value: check_integer(name, value, 0, 2**63 - 1),
 }
 EVALUATE_RULES: dict[str, Rule] = {
     "seed": TRAIN_RULES["seed"],

@@ -45,12 +45,15 @@ class TrainingStage:
         self.host_generator = torch.Generator().manual_seed(seed)
         self._stream_key = (epoch, rank, device)
 
+    def clean_images(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
+        """uint8 images -> [0, 1], cropped and flipped when the base augmentation is on: what the degradation starts from."""
+        clean = to_unit_range(images)
+        return crop_flip(clean, self.crop_padding, generator=generator) if self.use_crop_flip else clean
+
     def __call__(self, images: Tensor, labels: Tensor, epoch: int = 0, rank: int = 0) -> TrainingBatch:
         """``images`` uint8 (B, C, H, W) on the training device."""
         if self._stream_key != (epoch, rank, images.device):
             self.start_epoch(epoch, rank, images.device)
-        clean = to_unit_range(images)
-        if self.use_crop_flip:
-            clean = crop_flip(clean, self.crop_padding, generator=self.generator)
+        clean = self.clean_images(images, self.generator)
         degraded, degradation, level = self.degrader(clean, self.generator, self.host_generator)
         return TrainingBatch(clean=clean, degraded=degraded, labels=labels, degradation=degradation, level=level)

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-AGGREGATED = ("clean", "robustness", "confidence")
+AGGREGATED = ("clean", "calibrated", "temperature", "robustness", "robustness_calibration", "confidence")
 
 
 def mean_std(values: list[Any]) -> Any:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from infomatch.metrics import BrierScore, EvaluationMetrics
+from infomatch.metrics import AdaptiveCalibrationError, BrierScore, ConfidenceGap, EvaluationMetrics
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,12 @@ CLEAN_METRICS = (
     CleanMetric("nll", "NLL", "NLL (nats / image)", False),
     CleanMetric("ece", "ECE", "ECE (L1)", False),
     CleanMetric("brier", "Brier", "Brier score", False, BrierScore),
+    # signed: > 0 over-confident, < 0 under-confident (what ECE alone does not say)
+    CleanMetric("confidence_gap", "conf − acc", "Mean confidence − accuracy", False, ConfidenceGap),
+    CleanMetric("adaptive_ece", "adaptive ECE", "Adaptive ECE (15 equal-mass bins)", False, AdaptiveCalibrationError),
 )
+# the metrics that temperature scaling changes (it keeps every prediction, hence top-1 and top-5)
+CALIBRATION_METRICS = ("nll", "ece", "brier", "confidence_gap", "adaptive_ece")
 
 
 @torch.inference_mode()

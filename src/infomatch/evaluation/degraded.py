@@ -24,28 +24,47 @@ def true_class_probability(logits: Tensor, labels: Tensor) -> Tensor:
     return logits.float().softmax(dim=1).gather(1, labels[:, None]).squeeze(1)
 
 
+# the per-image scores of robustness_scores, in its column order
+ROBUSTNESS_SCORES = ("top1", "nll", "brier", "nll_ts", "brier_ts")
+
+
+def robustness_scores(logits: Tensor, labels: Tensor, temperature: float) -> Tensor:
+    """(B, 5) per image: correct, NLL and Brier score, then NLL and Brier after temperature scaling by ``temperature``."""
+    columns = [correct(logits, labels)]
+    for scaled in (logits.float(), logits.float() / temperature):
+        log_probabilities = scaled.log_softmax(dim=1)
+        hot = torch.nn.functional.one_hot(labels, logits.shape[1])
+        columns += [-log_probabilities.gather(1, labels[:, None]).squeeze(1),
+                    (log_probabilities.exp() - hot).pow(2).sum(dim=1)]
+    return torch.stack(columns, dim=1)
+
+
 @torch.inference_mode()
 def degradation_curves(classifiers: list[nn.Module], images: Tensor, labels: Tensor, degradations: list[str],
                        levels: list[float], score, seed: int, batch_size: int, settings: dict,
                        description: str) -> Tensor:
-    """Mean per-image score, (degradations, levels, models), for uint8 images on the models' device.
+    """Mean per-image score, (degradations, levels, models[, scores]), for uint8 images on the models' device.
 
+    ``score(logits, labels)`` gives (B,) or (B, scores) per image; a list holds one score function per model.
     ``settings`` holds apply_degradations' keyword settings (blur_sigma_max, ...).
     """
     device = images.device
-    result = torch.zeros(len(degradations), len(levels), len(classifiers), dtype=torch.float64)
+    scores = score if isinstance(score, list) else [score] * len(classifiers)
+    result = None
     grid = list(product(enumerate(degradations), enumerate(levels)))
     for (row, name), (level_index, level) in tqdm(grid, desc=description, unit="level"):
         type_id = DEGRADATIONS.index(name)
         generator = torch.Generator(device=device).manual_seed(mix_seed(seed, type_id, level_index))
-        totals = torch.zeros(len(classifiers), dtype=torch.float64, device=device)
+        totals = 0
         for chunk, chunk_labels in zip(images.split(batch_size), labels.split(batch_size)):
             chunk = chunk.float().div_(255)
             types = torch.full((len(chunk),), type_id, device=device)
             degraded = apply_degradations(chunk, types, torch.full((len(chunk),), float(level), device=device),
                                           generator, **settings)
-            for model_index, classifier in enumerate(classifiers):
-                totals[model_index] += score(classifier(degraded), chunk_labels).sum()
+            totals = totals + torch.stack([model_score(classifier(degraded), chunk_labels).double().sum(dim=0)
+                                           for model_score, classifier in zip(scores, classifiers)])
+        if result is None:
+            result = torch.zeros(len(degradations), len(levels), *totals.shape, dtype=torch.float64)
         result[row, level_index] = totals.cpu() / len(labels)
     return result
 

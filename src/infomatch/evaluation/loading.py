@@ -23,7 +23,7 @@ from infomatch.models import NormalizedClassifier, ResNet18
 @dataclass
 class LoadedModel:
     name: str
-    strategy: str  # labels strategy (hard, ls, im); models are aggregated over seeds per strategy
+    strategy: str  # labels strategy (hard, ls, im, im_ssim, ...); models are aggregated over seeds per strategy
     seed: int | None
     path: Path
     classifier: NormalizedClassifier
@@ -116,6 +116,9 @@ def _from_training(path: Path, checkpoint: dict[str, Any]) -> LoadedModel:
     settings = ", ".join(f"{key}={value}" for key, value in model_config.items() if key != "_target_")
     _load_weights(path, net, state, f"in its config ({settings})")
     strategy = strategy_name(config["labels"]["_target_"])
+    measure = config["labels"].get("measure", "nmi")
+    if measure != "nmi":  # IM with another measure is another strategy to compare, e.g. im_ssim
+        strategy = f"{strategy}_{measure}"
     return LoadedModel(f"{strategy}_seed{config['seed']}", strategy, config["seed"], path,
                        NormalizedClassifier(net, normalization["mean"], normalization["std"]))
 

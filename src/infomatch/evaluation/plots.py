@@ -74,7 +74,10 @@ def clean_bars(series: dict[str, dict[str, dict]], panels: list[tuple[str, str, 
         axis.set(ylabel=label, title=label.split(" (")[0])
         axis.set_xticks(x, names, rotation=30 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
         axis.margins(y=0.15)
-        axis.set_ylim(bottom=0)  # the metrics are non-negative; error bars may not reach below 0
+        if (means >= 0).all():  # non-negative metrics: error bars may not reach below 0
+            axis.set_ylim(bottom=0)
+        else:  # a signed metric (confidence - accuracy)
+            axis.axhline(0, color="black", linewidth=0.8)
         axis.grid(axis="x", visible=False)
     fig.suptitle(title)
     _save(fig, path)
@@ -116,4 +119,34 @@ def heatmap(levels: list[float], names: list[str], values: np.ndarray, path: Pat
     axis.set(xlabel="Model", ylabel="Degradation level d", title=title)
     axis.grid(False)
     fig.colorbar(image, ax=axis, label=label)
+    _save(fig, path)
+
+
+def forest(rows: list[dict], path: Path, title: str) -> None:
+    """One panel per metric: each strategy's difference to the baseline with its 95% CI; the dashed line is 0."""
+    metrics = list(dict.fromkeys(row["metric"] for row in rows))
+    strategies = list(dict.fromkeys(row["strategy"] for row in rows))
+    palette = colors(strategies)
+    columns = min(4, len(metrics))
+    grid_rows = math.ceil(len(metrics) / columns)
+    fig, axes = plt.subplots(grid_rows, columns, figsize=(3.6 * columns, 0.45 * len(strategies) * grid_rows + 1.6 * grid_rows),
+                             squeeze=False)
+    for axis in axes.flat[len(metrics):]:
+        axis.set_visible(False)
+    for axis, metric in zip(axes.flat, metrics):
+        for position, strategy in enumerate(strategies):
+            row = next((row for row in rows if row["metric"] == metric and row["strategy"] == strategy), None)
+            if row is None:
+                continue
+            color = palette[strategy]
+            if row["low"] is not None:
+                axis.plot([row["low"], row["high"]], [position, position], color=color, linewidth=2)
+            # filled: the interval excludes 0 (separated); open: not separated or no interval
+            axis.plot(row["difference"], position, "o", color=color,
+                      markerfacecolor=color if row["separated"] else "white")
+        axis.axvline(0, color="gray", linestyle="--", linewidth=1)
+        axis.set_yticks(range(len(strategies)), strategies)
+        axis.set_ylim(len(strategies) - 0.5, -0.5)
+        axis.set_title(metric, fontsize=10)
+    fig.suptitle(title)
     _save(fig, path)

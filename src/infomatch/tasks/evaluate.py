@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from infomatch.evaluation import aggregate, report
+from infomatch.evaluation import aggregate, compare, report
+from infomatch.evaluation.calibration import fit_temperature
+from infomatch.evaluation.clean import CALIBRATION_METRICS, clean_metrics, predict, reliability_bins
 from infomatch.evaluation.corruptions import check_baseline, corruption_results, corruption_scores
-from infomatch.evaluation.clean import clean_metrics, predict, reliability_bins
-from infomatch.evaluation.degraded import correct, curves_by_model, degradation_curves, true_class_probability
+from infomatch.evaluation.degraded import (ROBUSTNESS_SCORES, curves_by_model, degradation_curves, robustness_scores,
+                                           true_class_probability)
 from infomatch.errors import CheckpointError, EvaluationError
 from infomatch.evaluation.loading import LoadedModel, load_models
 from infomatch.memory import keep_freed_memory
@@ -57,7 +60,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not 0 <= class_index < datamodule.num_classes:
         raise EvaluationError(f"confidence.class_index must be in [0, {datamodule.num_classes}), got {class_index}")
 
+    if len(datamodule.val_set[1]) == 0:
+        raise EvaluationError("temperature scaling is fitted on the validation split, but data.val_size=0; evaluate "
+                              "with the validation split the models were trained with (e.g. data.val_size=5000)")
+
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    val_images, val_labels = (tensor.to(device) for tensor in datamodule.val_set)
     all_images, all_labels = (tensor.to(device) for tensor in datamodule.test_set)
     images, labels = all_images[:cfg.subset], all_labels[:cfg.subset]
     class_images = all_images[all_labels == class_index]
@@ -75,22 +83,32 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     results_by_model: dict[str, dict[str, Any]] = {}
     for model, classifier in tqdm(list(zip(models, classifiers)), desc="clean", unit="model"):
         logits = predict(classifier, images, batch_size)
+        # one temperature per model, fitted on the validation split, never on the test set
+        temperature = fit_temperature(predict(classifier, val_images, batch_size), val_labels)
+        calibrated = clean_metrics(logits / temperature, labels, cfg.ece_bins)
         results_by_model[model.name] = {
             "checkpoint": str(model.path), "strategy": model.strategy, "seed": model.seed,
             "clean": clean_metrics(logits, labels, cfg.ece_bins),
             "reliability": reliability_bins(logits, labels, cfg.ece_bins),
+            "temperature": temperature,
+            "calibrated": {key: calibrated[key] for key in CALIBRATION_METRICS},
         }
 
     names = [model.name for model in models]
     robustness_levels, confidence_levels = _levels(cfg.robustness.levels), _levels(cfg.confidence.levels)
-    robustness = degradation_curves(classifiers, images, labels, types, robustness_levels, correct, cfg.seed,
-                                    batch_size, settings, "robustness")
+    scores = [partial(robustness_scores, temperature=results_by_model[name]["temperature"]) for name in names]
+    robustness_grid = degradation_curves(classifiers, images, labels, types, robustness_levels, scores, cfg.seed,
+                                         batch_size, settings, "robustness")
+    robustness = robustness_grid[..., 0]
     class_labels = torch.full((len(class_images),), class_index, device=device)
     confidence = degradation_curves(classifiers, class_images, class_labels, types, confidence_levels,
                                     true_class_probability, cfg.seed, batch_size, settings, "confidence")
     for part, values in (("robustness", robustness), ("confidence", confidence)):
         for name, curves in curves_by_model(values, names, types).items():
             results_by_model[name][part] = curves
+    for index, score in enumerate(ROBUSTNESS_SCORES[1:], start=1):
+        for name, curves in curves_by_model(robustness_grid[..., index], names, types).items():
+            results_by_model[name].setdefault("robustness_calibration", {})[score] = curves
 
     results = {
         "evaluation": {"data": cfg.data._target_, "subset": cfg.subset, "num_images": len(labels),
@@ -102,12 +120,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                        "class_index": class_index, "class_name": datamodule.class_names()[class_index],
                        "num_images": len(class_images), "heatmap_type": cfg.confidence.heatmap_type},
         "aggregate": aggregate.by_strategy(results_by_model),
+        "temperature_scaling": {"fitted_on": "validation split", "num_images": len(val_labels)},
     }
     if corruptions is not None:
         scores = corruption_scores(classifiers, names, corruptions, images, labels, cfg.seed, batch_size,
                                    datamodule.num_classes, cfg.ece_bins)
         results["corruptions"] = corruption_results(scores, corruptions, results_by_model, cfg.get("compare_to"),
                                                     len(labels))
+    strategies = {model["strategy"] for model in results_by_model.values()}
+    if cfg.compare_to in strategies and len(strategies) > 1:
+        results["comparisons"] = {"baseline": cfg.compare_to, "level": compare.LEVEL,
+                                  "rows": compare.compare(results_by_model, cfg.compare_to)}
+    elif len(strategies) > 1:
+        log.info("compare_to=%s is none of the evaluated strategies (%s): no paired comparisons", cfg.compare_to,
+                 ", ".join(sorted(strategies)))
     aggregated = (cfg.aggregate is True or cfg.aggregate == "auto"
                   and any(group["n"] > 1 for group in results["aggregate"].values()))
     output_dir = Path(cfg.paths.output_dir)

@@ -70,6 +70,27 @@ def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> InfoMatc
     )
 
 
+def fit_label_strategy(strategy: Any, datamodule: L.LightningDataModule, images: int, seed: int) -> dict[str, Any]:
+    """Run the strategy's estimation hook, if it has one, on a fixed sample of training images.
+
+    The sample (the first ``images`` of a permutation seeded with ``seed``, independent of the run seed) is
+    cropped, flipped and degraded on the CPU exactly as the training stage would, so every run, seed and
+    device estimates the same numbers.
+    """
+    if not hasattr(strategy, "fit"):
+        return {}
+    datamodule.setup("fit")
+    train_images = datamodule.train_set[0]
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(len(train_images), generator=generator)[:images]
+    clean = datamodule.stage.clean_images(train_images[chosen], generator)
+    estimates = strategy.fit(clean, datamodule.stage.degrader, generator)
+    if estimates:
+        log.info("labels=%s estimated on %d training images (seed %d): %s", strategy.name, len(chosen), seed,
+                 json.dumps(estimates))
+    return estimates
+
+
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """Whether this CPU computes bf16 in hardware (AMX or AVX-512 BF16); elsewhere torch emulates it, 8-20x slower.
 
@@ -127,6 +148,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                      callbacks=build_callbacks(cfg), logger=build_loggers(cfg),
                                      plugins=[AtomicCheckpointIO()])
 
+    estimates = fit_label_strategy(module.strategy, datamodule, cfg.estimation.images, cfg.estimation.seed)
+    module.label_estimates = estimates
     fit_start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
@@ -137,6 +160,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     results: dict[str, Any] = {"val": _plain(trainer.callback_metrics), "epochs": trainer.current_epoch,
                                "fit_seconds": time.perf_counter() - fit_start}
     results["val"] = {name: value for name, value in results["val"].items() if name.startswith("val/")}
+    if estimates:
+        results["label_estimates"] = estimates
 
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""

@@ -1,0 +1,120 @@
+"""Temperature scaling, the signed and adaptive calibration metrics, and the paired confidence intervals."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from infomatch.evaluation import compare
+from infomatch.evaluation.calibration import fit_temperature
+from infomatch.metrics import AdaptiveCalibrationError, ConfidenceGap
+
+
+def logits_and_labels(temperature: float, count: int = 50_000, classes: int = 10, seed: int = 0):
+    """Logits z and labels drawn from softmax(z / temperature): the NLL-optimal temperature is ``temperature``."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = 3 * torch.randn(count, classes, generator=generator, dtype=torch.float64)
+    labels = torch.multinomial((logits / temperature).softmax(dim=1), 1, generator=generator).squeeze(1)
+    return logits, labels
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.5])
+def test_temperature_scaling_recovers_the_temperature_the_labels_were_drawn_with(temperature):
+    logits, labels = logits_and_labels(temperature)
+    assert fit_temperature(logits, labels) == pytest.approx(temperature, abs=1e-2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_temperature_scaling_never_raises_validation_nll(seed):
+    # small, noisy validation sets: the fitted T must still not be worse than T = 1 on them
+    generator = torch.Generator().manual_seed(seed)
+    logits = 5 * torch.randn(40, 100, generator=generator)
+    labels = torch.randint(100, (40,), generator=generator)
+    labels[:20] = logits[:20].argmax(dim=1)  # half right, confidently: an over-confident model
+    temperature = fit_temperature(logits, labels)
+    assert F.cross_entropy(logits.double() / temperature, labels) <= F.cross_entropy(logits.double(), labels) + 1e-12
+    # and it finds the minimum: no temperature on a fine grid does better
+    grid = torch.logspace(-2, 2, 2001, dtype=torch.float64)
+    scaled = logits.double()[None] / grid[:, None, None]
+    best = F.cross_entropy(scaled.flatten(0, 1), labels.repeat(len(grid)), reduction="none").view(len(grid), -1).mean(1).min()
+    assert F.cross_entropy(logits.double() / temperature, labels).item() <= float(best) + 1e-6
+
+
+def test_confidence_gap_is_signed_mean_confidence_minus_accuracy():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 0.5]])
+    labels = torch.tensor([0, 0, 1, 1])
+    confidence = torch.tensor([1 / (1 + math.exp(-2)), 1 / (1 + math.exp(-1)), 1 / (1 + math.exp(-3)),
+                               1 / (1 + math.exp(-0.5))])
+    metric = ConfidenceGap()
+    metric.update(logits, labels)
+    assert float(metric.compute()) == pytest.approx(float(confidence.mean()) - 0.5, abs=1e-6)
+    # under-confident predictions give a negative gap
+    metric = ConfidenceGap()
+    metric.update(torch.zeros(4, 2) + torch.tensor([0.1, 0.0]), torch.zeros(4, dtype=torch.long))
+    assert float(metric.compute()) < 0
+
+
+def test_adaptive_ece_uses_equal_mass_bins():
+    # 6 samples, 3 bins of 2 sorted by confidence: |sum conf - sum correct| per bin, over N
+    confidence = torch.tensor([0.55, 0.6, 0.7, 0.8, 0.9, 0.95])
+    correct = torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0, 1.0])
+    logits = torch.stack([torch.log(confidence), torch.log(1 - confidence)], dim=1)
+    labels = (1 - correct).long()
+    metric = AdaptiveCalibrationError(bins=3)
+    metric.update(logits[[3, 0, 5, 1, 4, 2]], labels[[3, 0, 5, 1, 4, 2]])
+    expected = (abs(0.55 + 0.6 - 1) + abs(0.7 + 0.8 - 2) + abs(0.9 + 0.95 - 1)) / 6
+    assert float(metric.compute()) == pytest.approx(expected, abs=1e-6)
+
+
+def test_paired_interval_matches_the_t_table():
+    differences = [0.012, 0.020, 0.004]
+    mean = sum(differences) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / 2)
+    t_975_2 = 4.302652729915332  # Student t, 2 degrees of freedom, 97.5% quantile (printed tables: 4.303)
+    result = compare.paired_interval(differences)
+    assert result == pytest.approx((mean, mean - t_975_2 * sd / math.sqrt(3), mean + t_975_2 * sd / math.sqrt(3)))
+
+
+def test_welch_interval_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    a, b = [0.61, 0.64, 0.60, 0.66], [0.55, 0.58, 0.52]
+    ma, mb = sum(a) / 4, sum(b) / 3
+    va = sum((x - ma) ** 2 for x in a) / 3 / 4
+    vb = sum((x - mb) ** 2 for x in b) / 2 / 3
+    freedom = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 2)
+    half = stats.t.ppf(0.975, freedom) * math.sqrt(va + vb)
+    assert compare.welch_interval(a, b) == pytest.approx((ma - mb, ma - mb - half, ma - mb + half))
+    # scipy's own Welch test gives the same interval
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert compare.welch_interval(a, b)[1:] == pytest.approx((interval.low, interval.high))
+
+
+def model_result(strategy, seed, top1):
+    """The per-model result fields compare.scalar_metrics reads, all derived from one number."""
+    clean = {key: top1 for key in ("top1", "top5", "nll", "ece", "brier", "confidence_gap", "adaptive_ece")}
+    return {"strategy": strategy, "seed": seed, "clean": clean, "calibrated": clean, "temperature": 1.0,
+            "robustness": {"blur": [top1]},
+            "robustness_calibration": {score: {"blur": [top1]} for score in ("nll", "brier", "nll_ts", "brier_ts")}}
+
+
+def test_compare_pairs_by_seed_and_says_which_differences_are_separated():
+    models = {f"{strategy}_{seed}": model_result(strategy, seed, value)
+              for strategy, values in (("hard", [0.50, 0.52, 0.51]), ("im", [0.60, 0.63, 0.61]),
+                                       ("ls", [0.49, 0.55, 0.50]))
+              for seed, value in enumerate(values)}
+    models["level_0"] = model_result("level", 0, 0.7)  # one run: no interval
+    rows = {(row["strategy"], row["metric"]): row for row in compare.compare(models, "hard")}
+    im = rows[("im", "top1")]
+    assert im["method"] == "paired t" and im["separated"]
+    assert (im["difference"], im["low"], im["high"]) == pytest.approx(compare.paired_interval([0.10, 0.11, 0.10]))
+    ls = rows[("ls", "top1")]
+    assert ls["method"] == "paired t" and not ls["separated"] and ls["low"] < 0 < ls["high"]
+    level = rows[("level", "top1")]
+    assert level["low"] is None and not level["separated"] and level["difference"] == pytest.approx(0.7 - 0.51)
+    assert not any(row["strategy"] == "hard" for row in rows.values())
+    # different seeds: Welch
+    models["ls_2"]["seed"] = 7
+    assert next(row for row in compare.compare(models, "hard") if row["strategy"] == "ls")["method"] == "Welch"
