@@ -74,7 +74,7 @@ def test_paired_interval_matches_the_t_table():
     mean = sum(differences) / 3
     sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / 2)
     t_975_2 = 4.302652729915332  # Student t, 2 degrees of freedom, 97.5% quantile (printed tables: 4.303)
-    result = compare.paired_interval(differences)
+    result = compare.mean_interval(differences)
     assert result == pytest.approx((mean, mean - t_975_2 * sd / math.sqrt(3), mean + t_975_2 * sd / math.sqrt(3)))
 
 
@@ -109,7 +109,7 @@ def test_compare_pairs_by_seed_and_says_which_differences_are_separated():
     rows = {(row["strategy"], row["metric"]): row for row in compare.compare(models, "hard")}
     im = rows[("im", "top1")]
     assert im["method"] == "paired t" and im["separated"]
-    assert (im["difference"], im["low"], im["high"]) == pytest.approx(compare.paired_interval([0.10, 0.11, 0.10]))
+    assert (im["difference"], im["low"], im["high"]) == pytest.approx(compare.mean_interval([0.10, 0.11, 0.10]))
     ls = rows[("ls", "top1")]
     assert ls["method"] == "paired t" and not ls["separated"] and ls["low"] < 0 < ls["high"]
     level = rows[("level", "top1")]

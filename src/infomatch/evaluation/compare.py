@@ -32,9 +32,9 @@ def scalar_metrics(model: dict[str, Any]) -> dict[str, float]:
     return values
 
 
-def paired_interval(differences: list[float]) -> tuple[float, float, float]:
-    """(mean, low, high): t-interval of the mean of seed-paired differences."""
-    values = np.asarray(differences, dtype=np.float64)
+def mean_interval(values: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high): Student t-interval of the mean (of seed-paired differences, or of one strategy's seeds)."""
+    values = np.asarray(values, dtype=np.float64)
     mean = float(values.mean())
     half = float(stats.t.ppf((1 + LEVEL) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
     return mean, mean - half, mean + half
@@ -68,7 +68,7 @@ def compare(models: dict[str, dict[str, Any]], baseline: str) -> list[dict[str, 
             sample = [runs[key][metric] for key in runs]
             base = [reference[key][metric] for key in (runs if paired else reference)]
             if paired:
-                difference, low, high = paired_interval([a - b for a, b in zip(sample, base)])
+                difference, low, high = mean_interval([a - b for a, b in zip(sample, base)])
                 method = "paired t"
             elif len(sample) > 1 and len(base) > 1:
                 difference, low, high = welch_interval(sample, base)

@@ -1,0 +1,125 @@
+"""docs/results studies: collecting the small files, merging evaluations, and the README tables built from them."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from infomatch import results
+from infomatch.errors import UserError
+from infomatch.evaluation.clean import CALIBRATION_METRICS, CLEAN_METRICS
+from infomatch.evaluation.degraded import ROBUSTNESS_SCORES
+
+T_975 = {1: 12.706204736174704, 2: 4.302652729915332}  # Student t 97.5% quantiles (tables: 12.706, 4.303)
+SETTINGS = {"data": "synthetic", "subset": None, "num_images": 100, "ece_bins": 15, "seed": 0, "device": "cpu"}
+
+
+def model(strategy: str, seed: int, top1: float, ece: float) -> dict:
+    """An evaluated model whose every number is known: top1 and ece as given, the rest fixed."""
+    clean = {metric.key: 0.5 for metric in CLEAN_METRICS} | {"top1": top1, "ece": ece}
+    return {"strategy": strategy, "seed": seed, "checkpoint": f"/somewhere/{strategy}{seed}.ckpt", "clean": clean,
+            "calibrated": {key: 0.25 for key in CALIBRATION_METRICS}, "temperature": 1.5,
+            "robustness": {"blur": [top1, top1 / 2]},
+            "robustness_calibration": {score: {"blur": [1.0, 1.0]} for score in ROBUSTNESS_SCORES[1:]}}
+
+
+def write_evaluation(study: Path, name: str, models: dict, settings: dict = SETTINGS) -> None:
+    folder = study / "evaluations" / name
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"evaluation": settings, "models": models}))
+
+
+@pytest.fixture
+def study(tmp_path) -> Path:
+    """hard and im over seeds 0-2, evaluated on two days; day 2 re-evaluates hard seed 0 with another number."""
+    folder = tmp_path / "docs" / "results" / "demo"
+    write_evaluation(folder, "2026-11-01", {"hard_seed0": model("hard", 0, 0.10, 0.05),
+                                            "hard_seed1": model("hard", 1, 0.20, 0.04),
+                                            "im_seed0": model("im", 0, 0.30, 0.10),
+                                            "im_seed1": model("im", 1, 0.32, 0.12)})
+    write_evaluation(folder, "2026-11-02", {"hard_seed0": model("hard", 0, 0.12, 0.05),
+                                            "hard_seed2": model("hard", 2, 0.15, 0.06),
+                                            "im_seed2": model("im", 2, 0.40, 0.02)},
+                     settings=SETTINGS | {"device": "cuda"})  # the device may differ between days
+    return folder
+
+
+def test_evaluations_merge_with_later_ones_winning(study):
+    models = results.load_study(study)
+    assert sorted(models) == ["hard_seed0", "hard_seed1", "hard_seed2", "im_seed0", "im_seed1", "im_seed2"]
+    assert models["hard_seed0"]["clean"]["top1"] == 0.12
+
+
+def test_evaluations_with_other_settings_are_refused(study):
+    write_evaluation(study, "2026-11-03", {"im_seed3": model("im", 3, 0.3, 0.1)}, settings=SETTINGS | {"subset": 50})
+    with pytest.raises(UserError, match="other settings"):
+        results.load_study(study)
+
+
+def test_strategy_means_and_intervals_match_a_hand_computation(study):
+    summary = results.strategy_summary(results.load_study(study))
+    hard = [0.12, 0.20, 0.15]
+    mean = sum(hard) / 3
+    half = T_975[2] * math.sqrt(sum((x - mean) ** 2 for x in hard) / 2) / math.sqrt(3)
+    assert summary["hard"]["n"] == 3
+    assert summary["hard"]["top1"] == pytest.approx((mean, mean - half, mean + half))
+    assert summary["hard"]["robust top1"][0] == pytest.approx(sum(x * 0.75 for x in hard) / 3)
+
+
+def test_readme_block_is_rebuilt_from_the_study_alone(study):
+    readme = study.parent.parent.parent / "README.md"
+    readme.write_text("# Title\n\nbefore\n<!-- results:demo -->\nstale table\n<!-- /results:demo -->\nafter\n")
+    assert results.rebuild_readme(readme, study.parent) == ["demo"]
+    text = readme.read_text()
+    assert "stale table" not in text and text.startswith("# Title\n\nbefore\n") and text.endswith("after\n")
+    hard_mean, im_mean = (0.12 + 0.20 + 0.15) / 3, (0.30 + 0.32 + 0.40) / 3
+    hard_row = next(line for line in text.splitlines() if line.startswith("| hard | 3 |"))
+    assert hard_row.split(" | ")[2].startswith(f"{100 * hard_mean:.2f} ± ")
+    # im - hard per seed: 0.18, 0.12, 0.25; the interval excludes 0, so the cell is bold
+    differences = [0.18, 0.12, 0.25]
+    mean = sum(differences) / 3
+    half = T_975[2] * math.sqrt(sum((x - mean) ** 2 for x in differences) / 2) / math.sqrt(3)
+    im_row = [line for line in text.splitlines() if line.startswith("| im |")][-1]
+    assert im_row.split(" | ")[1] == f"**{100 * mean:+.2f} [{100 * (mean - half):+.2f}, {100 * (mean + half):+.2f}]**"
+    assert f"{100 * im_mean:.2f} ± " in text
+    # ECE differences (+0.05, +0.08, -0.04), mean +0.03, straddle 0: not bold
+    assert "| +0.0300 [-" in im_row
+    results.rebuild_readme(readme, study.parent)  # idempotent
+    assert readme.read_text() == text
+
+
+def test_a_block_naming_a_missing_study_is_an_error(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:nowhere -->\n<!-- /results:nowhere -->\n")
+    with pytest.raises(UserError, match="does not exist"):
+        results.rebuild_readme(readme, tmp_path)
+
+
+def test_collect_copies_configs_metrics_and_a_few_plots_but_no_checkpoints(tmp_path):
+    sweep = tmp_path / "sweep"
+    for run in ("0_hard_all_seed0", "1_im_all_seed0"):
+        (sweep / run / ".hydra").mkdir(parents=True)
+        (sweep / run / ".hydra" / "config.yaml").write_text(f"labels: {run}\n")
+        (sweep / run / "metrics.json").write_text("{}")
+        (sweep / run / "checkpoints").mkdir()
+        (sweep / run / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    evaluation = tmp_path / "eval" / "2026-11-26"
+    (evaluation / "plots").mkdir(parents=True)
+    for name in ("metrics.json", "metrics.csv", "summary.md", "evaluate.log"):
+        (evaluation / name).write_text("x")
+    for name in ("clean_metrics.png", "reliability_hard_seed0.png"):
+        (evaluation / "plots" / name).write_bytes(b"png")
+    study = tmp_path / "docs" / "results" / "demo"
+    results.collect(sweep, evaluation, study)
+    kept = sorted(path.relative_to(study).as_posix() for path in study.rglob("*") if path.is_file())
+    assert kept == ["evaluations/2026-11-26/metrics.csv", "evaluations/2026-11-26/metrics.json",
+                    "evaluations/2026-11-26/plots/clean_metrics.png", "evaluations/2026-11-26/summary.md",
+                    "runs/0_hard_all_seed0/config.yaml", "runs/0_hard_all_seed0/metrics.json",
+                    "runs/1_im_all_seed0/config.yaml", "runs/1_im_all_seed0/metrics.json"]
+    assert (study / "runs/1_im_all_seed0/config.yaml").read_text() == "labels: 1_im_all_seed0\n"
+
+
+def test_collect_names_a_folder_without_runs(tmp_path):
+    with pytest.raises(UserError, match="no runs under"):
+        results.collect(tmp_path, tmp_path, tmp_path / "study")
