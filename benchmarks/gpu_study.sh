@@ -7,7 +7,9 @@
 # Each run: the fair default protocol at ResNet-18 width 64, batch 512, 100 epochs (train.py's defaults
 # otherwise). Runs still going at the deadline are stopped and moved to <study>/unfinished (never evaluated:
 # their cosine schedule did not finish). The evaluation (clean metrics, robustness grid, confidence) of the
-# finished runs goes to <study>/eval. Checkpoints stay in the run folders; copy out only the small files.
+# finished runs goes to <study>/eval/<date>. The small files (configs, metrics, summary, a few plots) are then
+# collected into <study>/results and packed as <study>/results.tar.gz: unpack it into docs/results/<name>/ and
+# run python -m infomatch.results tables. Checkpoints stay in the run folders.
 set -uo pipefail
 ROOT=$1; STUDY=$2; DEADLINE=$3; shift 3
 mkdir -p "$STUDY/runs" "$STUDY/unfinished"
@@ -45,7 +47,10 @@ for name in "${!pids[@]}"; do
     fi
 done
 if compgen -G "$STUDY/runs/*/metrics.json" > /dev/null; then
-    python evaluate.py ckpt="$STUDY/runs" data.root="$ROOT" data.download=false hydra.run.dir="$STUDY/eval" \
+    evaluation="$STUDY/eval/$(date +%Y-%m-%d_%H-%M-%S)"
+    python evaluate.py ckpt="$STUDY/runs" data.root="$ROOT" data.download=false hydra.run.dir="$evaluation" \
         > "$STUDY/eval.log" 2>&1
     echo "evaluation exit code $?; wall time so far: $(( $(date +%s) - start )) s"
+    python -m infomatch.results collect "$STUDY/runs" "$evaluation" "$STUDY/results" \
+        && tar czf "$STUDY/results.tar.gz" -C "$STUDY" results
 fi
