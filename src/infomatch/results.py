@@ -120,7 +120,8 @@ def _difference_cell(row: dict[str, Any], scale: float) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(row) + " |" for row in rows)]
+    alignment = "|---|" + "---:|" * (len(header) - 1)  # names left, numbers right
+    return ["| " + " | ".join(header) + " |", alignment, *("| " + " | ".join(row) + " |" for row in rows)]
 
 
 def study_markdown(study: Path, baseline: str = "hard") -> str:
