@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -22,21 +23,20 @@ class TensorBatches(Dataset):
         return self.images[index], self.labels[index]
 
 
+@dataclass(eq=False)
 class IndexBatches(Sampler[torch.Tensor]):
     """Yields this rank's index batches. The shuffle order depends only on (seed, epoch), so a resumed run replays it.
 
     ``batch_size`` is the global batch, all ranks together; see :func:`rank_batches` for each rank's share.
     """
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0,
-                 world_size: int = 1) -> None:
-        self.size = size
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
+    size: int
+    batch_size: int
+    shuffle: bool
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    epoch: int = 0
 
     def set_epoch(self, epoch: int) -> None:  # called by Lightning at every epoch start
         self.epoch = epoch
@@ -82,26 +82,23 @@ class DeviceBatches:
 
     Replaces a DataLoader when the whole set fits on the device: one small index copy per epoch instead
     of a host-to-device copy per step. ``epoch`` returns the current epoch when an epoch starts. With several
-    ranks each holds the whole set and gathers its own share of every global batch of ``batch_size``.
+    ranks each holds the whole set and gathers its own share.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool, seed: int,
                  device: torch.device, epoch: Callable[[], int], rank: int = 0, world_size: int = 1) -> None:
         self.images = images.to(device)
         self.labels = labels.to(device)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
+        self.order = IndexBatches(len(labels), batch_size, shuffle, seed, rank, world_size)
         self.epoch = epoch
-        self.rank = rank
-        self.world_size = world_size
 
     def __len__(self) -> int:
-        return count_batches(len(self.labels), self.batch_size, self.world_size)
+        return len(self.order)
 
     def __iter__(self):
-        order = epoch_order(len(self.labels), self.shuffle, self.seed, self.epoch()).to(self.images.device)
-        for index in rank_batches(order, self.batch_size, self.rank, self.world_size):
+        self.order.set_epoch(self.epoch())
+        batches = list(self.order)
+        for index in torch.cat(batches).to(self.images.device).split([len(batch) for batch in batches]):
             yield self.images.index_select(0, index), self.labels.index_select(0, index)
 
 
