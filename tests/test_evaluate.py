@@ -194,6 +194,15 @@ def test_temperature_scaling_needs_the_validation_split(make_config, sweep):
         run_evaluation(make_config, f"ckpt={best(sweep, '0_hard_all_seed0')}", "data.val_size=0", *QUICK)
 
 
+def test_models_that_trained_on_the_validation_images_are_flagged(make_config, sweep):
+    ckpt = f"ckpt=[{best(sweep, '0_hard_all_seed0')},{best(sweep, '1_im_all_seed0')}]"
+    held_out = run_evaluation(make_config, ckpt, *QUICK)
+    assert held_out["temperature_scaling"]["fitted_on_training_images"] == []
+    # another split seed: the evaluation's validation images were part of both models' training sets
+    other_split = run_evaluation(make_config, ckpt, "data.split_seed=1", *QUICK)
+    assert other_split["temperature_scaling"]["fitted_on_training_images"] == ["hard_seed0", "im_seed0"]
+
+
 def test_subset_uses_the_first_test_images(make_config, sweep):
     path = best(sweep, "0_hard_all_seed0")
     results = run_evaluation(make_config, f"ckpt=[{path}]", "subset=50", *QUICK)

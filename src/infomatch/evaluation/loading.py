@@ -27,6 +27,7 @@ class LoadedModel:
     seed: int | None
     path: Path
     classifier: NormalizedClassifier
+    data: dict[str, Any] | None = None  # the training run's data settings; None for reference state dicts
 
     @property
     def num_classes(self) -> int:
@@ -120,7 +121,7 @@ def _from_training(path: Path, checkpoint: dict[str, Any]) -> LoadedModel:
     if measure != "nmi":  # IM with another measure is another strategy to compare, e.g. im_ssim
         strategy = f"{strategy}_{measure}"
     return LoadedModel(f"{strategy}_seed{config['seed']}", strategy, config["seed"], path,
-                       NormalizedClassifier(net, normalization["mean"], normalization["std"]))
+                       NormalizedClassifier(net, normalization["mean"], normalization["std"]), config.get("data"))
 
 
 def _from_reference(path: Path, state: dict[str, Tensor]) -> LoadedModel:

@@ -136,6 +136,10 @@ def _temperature_section(results: dict[str, Any]) -> list[str]:
              f"One temperature T per model minimises the NLL on the {scaling['num_images']} validation images "
              "(logits / T; T > 1 softens over-confident models, T < 1 sharpens under-confident ones). Before → after "
              "on the clean test set and averaged over the robustness grid; conf − acc > 0 is over-confidence.", ""]
+    if scaling.get("fitted_on_training_images"):
+        lines += [f"**Caution**: {', '.join(scaling['fitted_on_training_images'])} trained on these validation images "
+                  "(data.validate_on_test=true, or another val_size/split_seed), so their T was fitted on training "
+                  "images and their after-scaling numbers are optimistic.", ""]
     rows = []
     for name, model in results["models"].items():
         clean_before, clean_after = model["clean"], model["calibrated"]

@@ -40,6 +40,23 @@ def _check_classes(models: list[LoadedModel], num_classes: int, data_target: str
                                   f"trained on (e.g. data=synthetic data.num_classes={model.num_classes})")
 
 
+def trained_on_validation_images(models: list, data_cfg: DictConfig) -> list[str]:
+    """Models whose training set held images of this evaluation's validation split (temperature fitted on them).
+
+    A run trained with ``validate_on_test`` (the reference protocol) used all training images; one with another
+    ``val_size`` or ``split_seed`` held out other images. Reference state dicts say nothing: not listed.
+    """
+    seen = []
+    for model in models:
+        data = model.data
+        if data is None:
+            continue
+        if data.get("validate_on_test") or data.get("val_size") != data_cfg.val_size \
+                or data.get("split_seed") != data_cfg.split_seed:
+            seen.append(model.name)
+    return seen
+
+
 def _levels(count: int) -> list[float]:
     return torch.linspace(0, 1, count, dtype=torch.float64).tolist()
 
@@ -64,6 +81,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise EvaluationError("temperature scaling is fitted on the validation split, but data.val_size=0; evaluate "
                               "with the validation split the models were trained with (e.g. data.val_size=5000)")
 
+    seen = trained_on_validation_images(models, cfg.data)
+    if seen:
+        log.warning("%s trained on images of the validation split that temperature scaling is fitted on (trained "
+                    "with data.validate_on_test=true or another data.val_size/split_seed): their T is fitted on "
+                    "training images, so their temperature-scaled numbers are optimistic", ", ".join(seen))
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
     val_images, val_labels = (tensor.to(device) for tensor in datamodule.val_set)
     all_images, all_labels = (tensor.to(device) for tensor in datamodule.test_set)
@@ -120,7 +142,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                        "class_index": class_index, "class_name": datamodule.class_names()[class_index],
                        "num_images": len(class_images), "heatmap_type": cfg.confidence.heatmap_type},
         "aggregate": aggregate.by_strategy(results_by_model),
-        "temperature_scaling": {"fitted_on": "validation split", "num_images": len(val_labels)},
+        "temperature_scaling": {"fitted_on": "validation split", "num_images": len(val_labels),
+                                "fitted_on_training_images": seen},
     }
     if corruptions is not None:
         scores = corruption_scores(classifiers, names, corruptions, images, labels, cfg.seed, batch_size,
