@@ -138,15 +138,18 @@ def test_report_names_this_sweeps_failed_jobs_and_exits_1(tmp_path, capsys):
     report.on_multirun_end(config)  # nothing failed during this sweep
     assert capsys.readouterr().err == ""
 
-    for name in ("1_hard_all_seed0", "2_im_all_seed1"):
+    for name in ("1_hard_all_seed0", "2_im_all_seed1", "3_im_all_seed2"):
         (sweep / name).mkdir()
     (sweep / "1_hard_all_seed0" / "metrics.json").write_text("{}")
     (sweep / "2_im_all_seed1" / "failed.json").write_text(json.dumps({"error": "out of memory", "type": "X"}))
+    # refused to write over an earlier sweep's finished run: a failure of this sweep all the same
+    (sweep / "3_im_all_seed2" / "metrics.json").write_text("{}")
+    (sweep / "3_im_all_seed2" / "failed.json").write_text(json.dumps({"error": "holds results", "type": "X"}))
     with pytest.raises(SystemExit) as stopped:
         report.on_multirun_end(config)
     assert stopped.value.code == 1
     err = capsys.readouterr().err
-    assert "1 job(s)" in err and "  2_im_all_seed1: out of memory" in err
+    assert "2 job(s)" in err and "  2_im_all_seed1: out of memory\n  3_im_all_seed2: holds results" in err
     assert "earlier sweep" not in err and "1_hard" not in err
 
 

@@ -55,6 +55,10 @@ def read_failure(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / FAILED_FILE
     if (run_dir / "metrics.json").is_file() or not path.is_file():
         return None
+    return _load(path)
+
+
+def _load(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -112,13 +116,11 @@ class FailedJobsReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
-        new = [Path(path) for path, stamp in self._records(sweep_dir).items() if self.before.get(path) != stamp]
-        failed = [(path.parent, read_failure(path.parent)) for path in new]
-        failed = [(run, record) for run, record in failed if record is not None]
+        failed = [Path(path) for path, stamp in self._records(sweep_dir).items() if self.before.get(path) != stamp]
         if not failed:
             return
         lines = [f"error: {len(failed)} job(s) of the sweep in {sweep_dir} failed; the other jobs ran to the end. "
                  f"Each failed job's error is in its folder's {FAILED_FILE} (the evaluation skips these runs):"]
-        lines += [f"  {run.name}: {record['error']}" for run, record in failed]
+        lines += [f"  {path.parent.name}: {_load(path)['error']}" for path in failed]
         print("\n".join(lines), file=sys.stderr)
         sys.exit(1)

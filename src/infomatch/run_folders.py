@@ -4,6 +4,9 @@ A new run claims its folder with ``mkdir``, which is atomic, so two runs started
 get ``<name>`` and ``<name>_2`` instead of sharing one. A resumed run continues in its own folder,
 where Lightning keeps tracking its best checkpoint, and its Hydra files go to a new subfolder of
 ``.hydra/`` so the original config and overrides are kept.
+
+Sweep jobs run by joblib or submitit in other processes get these resolvers with Hydra's singleton state and
+the cached sweep folder with their config, so they land in the folder the launching process claimed.
 """
 
 from __future__ import annotations
