@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,13 @@ def test_collect_copies_configs_metrics_and_a_few_plots_but_no_checkpoints(tmp_p
 def test_collect_names_a_folder_without_runs(tmp_path):
     with pytest.raises(UserError, match="no runs under"):
         results.collect(tmp_path, tmp_path, tmp_path / "study")
+
+
+def test_the_readme_tables_are_what_docs_results_rebuild(tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    readme = tmp_path / "README.md"
+    readme.write_text((repo / "README.md").read_text())
+    shutil.copytree(repo / "docs" / "results", tmp_path / "docs" / "results")
+    results.rebuild_readme(readme, tmp_path / "docs" / "results")
+    assert readme.read_text() == (repo / "README.md").read_text(), \
+        "README results blocks differ from docs/results: run python -m infomatch.results tables"

@@ -97,6 +97,7 @@ class InfoMatchModule(L.LightningModule):
         logits = self(batch.degraded)
         loss = soft_cross_entropy(logits, targets)
         self._watch_non_finite(loss)
+        # under DDP this is rank 0's loss: sync_dist would add an all-reduce to every step
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch))
         self.train_top1.update((logits.argmax(dim=1) == batch.labels).float())
         self.train_epsilon.update(epsilon)
@@ -132,7 +133,7 @@ class InfoMatchModule(L.LightningModule):
         self.check_non_finite()
         for name, metric in (("train/top1", self.train_top1), ("train/epsilon", self.train_epsilon)):
             if metric.update_called:  # an epoch without training batches has nothing to report
-                self.log(name, metric.compute())
+                self.log(name, metric.compute(), sync_dist=True)  # see _log_metrics
             metric.reset()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -146,8 +147,10 @@ class InfoMatchModule(L.LightningModule):
     def _log_metrics(self, stage: str, metrics: EvaluationMetrics) -> None:
         values = metrics.compute()
         metrics.reset()
-        # torchmetrics already synchronised across ranks in compute()
-        self.log_dict({f"{stage}/{name}": value for name, value in values.items()}, prog_bar=stage == "val")
+        # torchmetrics already synchronised across ranks in compute(), so every rank holds the global values;
+        # sync_dist averages these equal values once per epoch and tells Lightning they are global
+        self.log_dict({f"{stage}/{name}": value for name, value in values.items()}, prog_bar=stage == "val",
+                      sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_metrics)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -124,11 +125,14 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", alignment, *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def study_markdown(study: Path, baseline: str = "hard") -> str:
-    """The README block of one study: per-strategy mean ± 95% CI half-width, then paired differences to ``baseline``."""
+def study_markdown(study: Path, baseline: str = "hard", shown_as: str | None = None) -> str:
+    """The README block of one study: per-strategy mean ± 95% CI half-width, then paired differences to ``baseline``.
+
+    ``shown_as``: the study's path as the block names it (default: as given).
+    """
     models = load_study(study)
     summary = strategy_summary(models)
-    lines = [f"<sub>Rebuilt by `python -m infomatch.results tables` from `{study.as_posix()}/` "
+    lines = [f"<sub>Rebuilt by `python -m infomatch.results tables` from `{shown_as or study.as_posix()}/` "
              f"({len(models)} models).</sub>", "",
              "Mean over seeds ± half-width of the 95% t-interval of the mean; (ts): after temperature scaling; "
              "robust: mean over the degradation grid.", ""]
@@ -155,7 +159,9 @@ def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> 
         study = results_root / name
         if not study.is_dir():
             raise UserError(f"{readme} has a results block for {name!r} but {study} does not exist")
-        block = f"<!-- results:{name} -->\n{study_markdown(study, baseline)}\n<!-- /results:{name} -->"
+        # named relative to the README, so the block reads the same whichever folder the command ran from
+        shown_as = Path(os.path.relpath(study.resolve(), readme.resolve().parent)).as_posix()
+        block = f"<!-- results:{name} -->\n{study_markdown(study, baseline, shown_as)}\n<!-- /results:{name} -->"
         pattern = re.compile(rf"<!-- results:{re.escape(name)} -->.*?<!-- /results:{re.escape(name)} -->", re.S)
         if not pattern.search(text):
             raise UserError(f"{readme}: the results block {name!r} has no closing <!-- /results:{name} --> line")

@@ -5,16 +5,26 @@ get ``<name>`` and ``<name>_2`` instead of sharing one. A resumed run continues 
 where Lightning keeps tracking its best checkpoint, and its Hydra files go to a new subfolder of
 ``.hydra/`` so the original config and overrides are kept.
 
+A DDP run has one folder for all its ranks. When Lightning starts the other ranks itself (``python
+train.py trainer=ddp``) it passes them rank 0's ``hydra.run.dir``. When SLURM's ``srun`` starts every rank,
+each resolves these resolvers itself: rank 0 claims the folder and leaves its path in a note named after
+the job step, and the other ranks read it there (the output folder must be on a file system all nodes share,
+as it must for checkpoints anyway).
+
 Sweep jobs run by joblib or submitit in other processes get these resolvers with Hydra's singleton state and
 the cached sweep folder with their config, so they land in the folder the launching process claimed.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import datetime
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from infomatch.errors import ConfigError
 
 
 def claim_new_dir(path: str) -> str:
@@ -31,6 +41,48 @@ def claim_new_dir(path: str) -> str:
             candidate = base.with_name(f"{base.name}_{number}")
 
 
+# how long the other srun ranks wait for rank 0's note; srun starts all ranks together, so only a slow
+# shared file system takes more than seconds
+NOTE_TIMEOUT_S = 600.0
+
+
+def srun_rank() -> tuple[str, int] | None:
+    """(job step key, global rank) of a process that srun started as one rank of several, else None.
+
+    The key names the job, the step and the requeue count, so a requeued job does not read the notes of its
+    earlier attempt. Jobs named bash or interactive are not srun ranks to Lightning either.
+    """
+    if int(os.environ.get("SLURM_NTASKS", "1")) <= 1 or "SLURM_PROCID" not in os.environ:
+        return None
+    if os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
+        return None
+    key = "_".join(os.environ.get(name, "0") for name in ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_RESTART_COUNT"))
+    return key, int(os.environ["SLURM_PROCID"])
+
+
+def shared_new_dir(path: str, timeout_s: float | None = None) -> str:
+    """:func:`claim_new_dir`, once per srun job step: rank 0 claims, the other ranks get rank 0's folder."""
+    launch = srun_rank()
+    if launch is None:
+        return claim_new_dir(path)
+    key, rank = launch
+    note = Path(path).parent / ".srun" / key
+    if rank == 0:
+        claimed = claim_new_dir(path)
+        note.parent.mkdir(exist_ok=True)
+        partial = note.with_name(f".{key}.partial")
+        partial.write_text(claimed)
+        os.replace(partial, note)  # the other ranks never read a half-written note
+        return claimed
+    deadline = time.monotonic() + (NOTE_TIMEOUT_S if timeout_s is None else timeout_s)
+    while not note.is_file():
+        if time.monotonic() > deadline:
+            raise ConfigError(f"srun rank {rank} waited in vain for rank 0 to name the run folder in {note}; the "
+                              "output folder (paths.log_dir) must be on a file system that every node shares")
+        time.sleep(0.2)
+    return note.read_text()
+
+
 def resumed_run_dir(checkpoint: str | None) -> Path | None:
     """The run folder of an existing ``<run>/checkpoints/<name>.ckpt`` (the layout train.py writes), else None."""
     if not checkpoint:
@@ -44,19 +96,32 @@ def resumed_run_dir(checkpoint: str | None) -> Path | None:
 def run_dir(resume: str | None, new_dir: str) -> str:
     """The resumed run's own folder, or a newly claimed ``new_dir``."""
     resumed = resumed_run_dir(resume)
-    return str(resumed) if resumed is not None else claim_new_dir(new_dir)
+    return str(resumed) if resumed is not None else shared_new_dir(new_dir)
 
 
-def hydra_subdir(output_dir: str) -> str:
-    """``.hydra`` in a new folder; ``.hydra/<now>`` in one that already has it, so nothing there is overwritten."""
+def hydra_subdir(output_dir: str) -> str | None:
+    """``.hydra`` in a new folder; ``.hydra/<now>`` in one that already has it, so nothing there is overwritten.
+
+    None (no Hydra files) for srun ranks other than 0: rank 0 writes the run's.
+    """
+    launch = srun_rank()
+    if launch is not None and launch[1] > 0:
+        return None
     if not (Path(output_dir) / ".hydra").exists():
         return ".hydra"
     claimed = claim_new_dir(str(Path(output_dir) / ".hydra" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")))
     return str(Path(".hydra") / Path(claimed).name)
 
 
+def log_name(job_name: str) -> str:
+    """The run's log file name: ``<job>`` for rank 0, ``<job>_rank<r>`` for the other srun ranks."""
+    launch = srun_rank()
+    return f"{job_name}_rank{launch[1]}" if launch is not None and launch[1] > 0 else job_name
+
+
 def register_resolvers() -> None:
     # cached, as Hydra's own ${now:}: every later lookup (and every job of a sweep) sees the same folder
-    OmegaConf.register_new_resolver("infomatch.new_dir", claim_new_dir, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("infomatch.new_dir", shared_new_dir, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("infomatch.run_dir", run_dir, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("infomatch.hydra_subdir", hydra_subdir, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("infomatch.log_name", log_name, use_cache=True, replace=True)

@@ -102,6 +102,26 @@ def validate_evaluate_config(cfg: DictConfig) -> None:
     _raise_if(problems)
 
 
+def check_distributed(cfg: DictConfig, world_size: int, multirun: bool) -> None:
+    """Raise ConfigError for settings that a run over ``world_size`` processes (DDP ranks) cannot use."""
+    if world_size == 1:
+        return
+    problems = []
+    batch_size = cfg.data.batch_size
+    if batch_size % world_size:
+        fitting = max(world_size, batch_size - batch_size % world_size)
+        problems.append(f"data.batch_size={batch_size} is the global batch of all {world_size} ranks (trainer.devices x "
+                        f"trainer.num_nodes) and must be divisible by {world_size}, e.g. data.batch_size={fitting}")
+    if cfg.trainer.get("use_distributed_sampler"):
+        problems.append("trainer.use_distributed_sampler=true would reshard batches the data module already shards "
+                        "over the ranks (with repeated images); leave it false")
+    if multirun:
+        problems.append(f"a -m sweep cannot run on {world_size} ranks: DDP starts the other ranks by running the "
+                        "command again, which would start the whole sweep again in each of them; run each "
+                        "configuration as its own train.py command")
+    _raise_if(problems)
+
+
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(node, dict):
         return {prefix: node}

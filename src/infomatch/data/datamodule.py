@@ -29,7 +29,12 @@ class InMemoryDataModule(L.LightningDataModule):
     Batches reach the device as uint8; ``on_after_batch_transfer`` scales them to [0, 1] and, for training
     batches, runs ``stage`` (crop/flip, degradation), handing the LightningModule a TrainingBatch.
     ``on_device``: keep the uint8 sets on the training device and gather batches there (no DataLoader, no
-    per-step host-to-device copy); ``auto`` does so on a single GPU.
+    per-step host-to-device copy); ``auto`` does so on GPUs.
+
+    In a distributed run every rank loads the whole sets and takes its own share of each batch
+    (``loading.rank_batches``): ``batch_size`` is the global batch of one optimizer step, all ranks together,
+    and ``eval_batch_size`` is per device. Lightning's own sampler replacement must stay off
+    (``trainer.use_distributed_sampler: false``).
     """
 
     num_classes: int
@@ -84,35 +89,44 @@ class InMemoryDataModule(L.LightningDataModule):
     def _pin(self) -> bool:
         return torch.cuda.is_available()
 
+    def _ranks(self) -> tuple[int, int]:
+        """(this process's global rank, the number of ranks): (0, 1) outside a distributed run."""
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def _resident_device(self) -> torch.device | None:
-        """The device the sets live on when ``on_device`` applies, else None."""
+        """The device the sets live on when ``on_device`` applies (every rank holds the whole sets), else None."""
         trainer = self.trainer
         if trainer is None or self.on_device is False:
             return None
-        device, ranks = trainer.strategy.root_device, trainer.world_size
-        if self.on_device == "auto":
-            return device if device.type == "cuda" and ranks == 1 else None
-        if ranks > 1:
-            raise ConfigError("data.on_device=true supports one device; with several, use data.on_device=auto")
-        return device
+        device = trainer.strategy.root_device
+        return device if self.on_device is True or device.type == "cuda" else None
 
     def _loader(self, split: tuple[torch.Tensor, torch.Tensor], batch_size: int, shuffle: bool):
+        """Batches of this rank's share; ``batch_size`` is the global batch, all ranks together."""
+        rank, world_size = self._ranks()
+        if len(split[1]) < world_size:
+            raise ConfigError(f"a data split has {len(split[1])} images, fewer than the {world_size} ranks "
+                              "(trainer.devices x trainer.num_nodes); every rank needs at least one")
         device = self._resident_device()
         if device is not None:
             return DeviceBatches(*split, batch_size, shuffle, seed=self.shuffle_seed, device=device,
-                                 epoch=lambda: self.trainer.current_epoch)
-        return batch_loader(*split, batch_size, shuffle=shuffle, seed=self.shuffle_seed, pin_memory=self._pin())
+                                 epoch=lambda: self.trainer.current_epoch, rank=rank, world_size=world_size)
+        return batch_loader(*split, batch_size, shuffle=shuffle, seed=self.shuffle_seed, pin_memory=self._pin(),
+                            rank=rank, world_size=world_size)
 
     def train_dataloader(self):
+        # data.batch_size is the global batch: each of N ranks trains on batch_size / N images per step
         return self._loader(self.train_set, self.batch_size, shuffle=True)
 
     def val_dataloader(self):
         if len(self.val_set[1]) == 0:
             return []
-        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+        # eval_batch_size is per device: it only bounds memory, the metrics do not depend on it
+        return self._loader(self.val_set, self.eval_batch_size * self._ranks()[1], shuffle=False)
 
     def test_dataloader(self):
-        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
+        return self._loader(self.test_set, self.eval_batch_size * self._ranks()[1], shuffle=False)
 
     def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor],
                                 dataloader_idx: int) -> TrainingBatch | tuple[torch.Tensor, torch.Tensor]:

@@ -11,6 +11,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -19,7 +21,7 @@ from infomatch.data.stage import TrainingStage
 from infomatch.errors import ConfigError, UserError
 from infomatch.memory import keep_freed_memory
 from infomatch.module import InfoMatchModule
-from infomatch.validation import check_new_output, check_resume, validate_train_config
+from infomatch.validation import check_distributed, check_new_output, check_resume, validate_train_config
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +129,17 @@ def _plain(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit one model and return its final metrics (also written to ``<output_dir>/metrics.json``).
 
     The config is checked before anything is loaded or written; ``resume`` must point at a checkpoint of a
     run with the same config, and a folder holding an earlier run's results is only written to when resuming it.
+    Under DDP every rank runs this; Lightning's checkpoint callback and loggers write from rank 0 only, and so
+    does this function.
     """
     validate_train_config(cfg)
     resume = check_resume(cfg)
@@ -147,6 +155,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(lightning_trainer_config(cfg.trainer),
                                      callbacks=build_callbacks(cfg), logger=build_loggers(cfg),
                                      plugins=[AtomicCheckpointIO()])
+    check_distributed(cfg, trainer.world_size, _in_multirun())
 
     estimates = fit_label_strategy(module.strategy, datamodule, cfg.estimation.images, cfg.estimation.seed)
     module.label_estimates = estimates
@@ -173,7 +182,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
         results["test"] = _plain(tested[0]) if tested else {}
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(output_dir / "metrics.json", lambda handle: handle.write(json.dumps(results, indent=2).encode()))
-    log.info("final metrics: %s", json.dumps(results))
+    if trainer.is_global_zero:  # the metrics are synced over the ranks; rank 0 writes them
+        output_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(output_dir / "metrics.json", lambda handle: handle.write(json.dumps(results, indent=2).encode()))
+        log.info("final metrics: %s", json.dumps(results))
     return results
