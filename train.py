@@ -3,7 +3,7 @@
 Resume an interrupted run with the same command plus resume=<run>/checkpoints/last.ckpt.
 """
 
-import sys
+import warnings
 
 import hydra
 from omegaconf import DictConfig
@@ -11,22 +11,23 @@ from omegaconf import DictConfig
 from infomatch.run_folders import register_resolvers
 
 register_resolvers()
+# configs/hydra/launcher/joblib.yaml has the name of the joblib plugin's schema, so Hydra checks it against that
+# schema and warns that this matching is deprecated; the file is complete on its own, so there is nothing to fix
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/joblib' is validated against ConfigStore schema")
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     # imported once Hydra has parsed the command line, so mistakes in it are reported without waiting for torch
     from infomatch.console import tidy_lightning_logging
+    from infomatch.failures import run_recording_failures
     from infomatch.tasks.train import USER_ERRORS, train
 
     tidy_lightning_logging()
-    try:
-        metrics = train(cfg)
-    except USER_ERRORS as error:
-        # the message names the setting or file and the fix; a traceback would only bury it
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
-    return metrics.get("best_val_top1")
+    # a failure writes failed.json in the run folder; a single run then exits 1, and a sweep job returns None
+    # (no objective: the Optuna sweeper records a failed trial) so that its siblings go on
+    metrics = run_recording_failures(train, cfg, USER_ERRORS)
+    return None if metrics is None else metrics.get("best_val_top1")
 
 
 if __name__ == "__main__":

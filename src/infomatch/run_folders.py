@@ -10,6 +10,9 @@ train.py trainer=ddp``) it passes them rank 0's ``hydra.run.dir``. When SLURM's 
 each resolves these resolvers itself: rank 0 claims the folder and leaves its path in a note named after
 the job step, and the other ranks read it there (the output folder must be on a file system all nodes share,
 as it must for checkpoints anyway).
+
+Sweep jobs run by joblib or submitit in other processes get these resolvers with Hydra's singleton state and
+the cached sweep folder with their config, so they land in the folder the launching process claimed.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ raises ``CheckpointError`` naming the file and what is wrong.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,10 @@ from torch import Tensor, nn
 
 from infomatch.data import cifar100
 from infomatch.errors import CheckpointError
+from infomatch.failures import FAILED_FILE, read_failure
 from infomatch.models import NormalizedClassifier, ResNet18
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +52,28 @@ def best_checkpoint(run_dir: Path) -> Path:
     return best[-1]
 
 
+def _check_not_failed(run_dir: Path) -> None:
+    failure = read_failure(run_dir)
+    if failure is not None:
+        raise CheckpointError(f"{run_dir}: this run failed ({failure['error']}), see {run_dir / FAILED_FILE}; to "
+                              "evaluate a checkpoint it wrote before failing, pass that .ckpt file")
+
+
+def _finished_runs(sweep_dir: Path) -> list[Path]:
+    """The sweep's run folders in job order, leaving out failed runs with a one-line note each."""
+    runs = []
+    for run in sorted((run for run in sweep_dir.iterdir() if run.is_dir()), key=_job_number):
+        failure = read_failure(run)
+        if failure is not None:
+            log.warning("skipping %s: the run failed (%s); see %s", run.name, failure["type"], run / FAILED_FILE)
+        elif (run / "checkpoints").is_dir():
+            runs.append(run)
+    if not runs:
+        raise CheckpointError(f"{sweep_dir}: folder holds neither checkpoints/ (a run) nor finished run folders "
+                              "(a sweep)")
+    return runs
+
+
 def resolve_checkpoints(paths: list[str]) -> list[Path]:
     """Expand each path: a checkpoint file, a run folder (its best checkpoint) or a sweep folder (each run's best)."""
     resolved = []
@@ -55,13 +81,11 @@ def resolve_checkpoints(paths: list[str]) -> list[Path]:
         path = Path(raw)
         if path.is_file():
             resolved.append(path)
-        elif (path / "checkpoints").is_dir():
+        elif (path / FAILED_FILE).is_file() or (path / "checkpoints").is_dir():
+            _check_not_failed(path)
             resolved.append(best_checkpoint(path))
         elif path.is_dir():
-            runs = sorted((run for run in path.iterdir() if (run / "checkpoints").is_dir()), key=_job_number)
-            if not runs:
-                raise CheckpointError(f"{path}: folder holds neither checkpoints/ (a run) nor run folders (a sweep)")
-            resolved.extend(best_checkpoint(run) for run in runs)
+            resolved.extend(best_checkpoint(run) for run in _finished_runs(path))
         else:
             raise CheckpointError(f"{path}: no such checkpoint file or folder")
     return resolved
