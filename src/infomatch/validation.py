@@ -116,9 +116,10 @@ def check_distributed(cfg: DictConfig, world_size: int, multirun: bool) -> None:
         problems.append("trainer.use_distributed_sampler=true would reshard batches the data module already shards "
                         "over the ranks (with repeated images); leave it false")
     if multirun:
-        problems.append(f"a -m sweep cannot run on {world_size} ranks: DDP starts the other ranks by running the "
-                        "command again, which would start the whole sweep again in each of them; run each "
-                        "configuration as its own train.py command")
+        problems.append(f"a -m sweep cannot run on {world_size} ranks started by Lightning: it starts the other ranks "
+                        "by running the command again, which would start the whole sweep again in each of them; run "
+                        "each configuration as its own train.py command, or sweep with hydra/launcher=slurm, where "
+                        "SLURM starts the ranks of each job")
     _raise_if(problems)
 
 

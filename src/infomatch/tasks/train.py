@@ -155,7 +155,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(lightning_trainer_config(cfg.trainer),
                                      callbacks=build_callbacks(cfg), logger=build_loggers(cfg),
                                      plugins=[AtomicCheckpointIO()])
-    check_distributed(cfg, trainer.world_size, _in_multirun())
+    # a sweep job whose ranks Lightning starts by re-running the command would re-run the sweep; under SLURM (or
+    # torchrun) the cluster starts the ranks, there is no launcher and each sweep job is one DDP run
+    relaunches_command = getattr(trainer.strategy, "launcher", None) is not None
+    check_distributed(cfg, trainer.world_size, _in_multirun() and relaunches_command)
 
     estimates = fit_label_strategy(module.strategy, datamodule, cfg.estimation.images, cfg.estimation.seed)
     module.label_estimates = estimates
