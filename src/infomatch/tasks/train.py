@@ -14,11 +14,12 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
 from infomatch.data.stage import TrainingStage
-from infomatch.errors import ConfigError, UserError
+from infomatch.errors import ConfigError, RunInterrupted, UserError
 from infomatch.memory import keep_freed_memory
 from infomatch.module import InfoMatchModule
 from infomatch.validation import check_distributed, check_new_output, check_resume, validate_train_config
@@ -129,6 +130,14 @@ def _plain(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
+def _stopped_message(stop: BaseException, last: Path) -> str:
+    what = str(stop) if isinstance(stop, RunInterrupted) else "training stopped by SIGTERM"
+    if not last.is_file():
+        return f"{what}, before its first epoch ended; there is no checkpoint to continue from, so start it again."
+    return (f"{what}; {last} holds the run up to its last finished epoch. To continue, run the same command with "
+            f"resume={last}, or with resume=auto if it names this folder (run_name=..., or a requeued sweep job).")
+
+
 def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
@@ -142,10 +151,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     does this function.
     """
     validate_train_config(cfg)
-    resume = check_resume(cfg)
     output_dir = Path(cfg.paths.output_dir)
     checkpoint_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
-    check_new_output(Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints", output_dir, resume)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints"
+    if str(cfg.get("resume")) == "auto" and (output_dir / "metrics.json").is_file():
+        # a requeued or rerun job whose run had already finished: nothing to do, report its results again
+        log.info("resume=auto: %s already finished (metrics.json is there); not training it again", output_dir)
+        return json.loads((output_dir / "metrics.json").read_text())
+    resume = check_resume(cfg, checkpoint_dir)
+    check_new_output(checkpoint_dir, output_dir, resume)
 
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
@@ -161,11 +175,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     module.label_estimates = estimates
     fit_start = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except FloatingPointError as error:
         last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback is not None else ""
         kept = f"The last good checkpoint is kept: {last}." if last else "No checkpoint had been written yet."
         raise FloatingPointError(f"{error} {kept}") from error
+    except (RunInterrupted, SIGTERMException) as stop:  # Lightning's own: SIGTERM during validation
+        raise RunInterrupted(_stopped_message(stop, checkpoint_dir / "last.ckpt")) from None
     results: dict[str, Any] = {"val": _plain(trainer.callback_metrics), "epochs": trainer.current_epoch,
                                "fit_seconds": time.perf_counter() - fit_start}
     results["val"] = {name: value for name, value in results["val"].items() if name.startswith("val/")}
@@ -179,7 +195,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if checkpoint is not None and checkpoint.best_model_score is not None:
         results["best_val_top1"] = float(checkpoint.best_model_score)
     if cfg.get("test"):
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False,
+                              weights_only=True)
         results["test"] = _plain(tested[0]) if tested else {}
 
     if trainer.is_global_zero:  # the metrics are synced over the ranks; rank 0 writes them
