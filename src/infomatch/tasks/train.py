@@ -30,16 +30,27 @@ log = logging.getLogger(__name__)
 USER_ERRORS = (UserError, FloatingPointError)
 
 
-def _tensorboard_available() -> bool:
-    return any(importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX"))
+# loggers that need a package beyond the base install: (modules that provide it, pip extra naming it)
+LOGGER_PACKAGES = {
+    "TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard"),
+    "MLFlowLogger": (("mlflow",), "trackers"),
+    "WandbLogger": (("wandb",), "trackers"),
+}
 
 
 def build_loggers(cfg: DictConfig) -> list:
+    """The chosen loggers; TensorBoard (part of the default) is skipped with a note when not installed, while
+    a missing package for a logger chosen on purpose (mlflow, wandb) is a ConfigError naming the pip extra."""
     loggers = []
     for name, logger_cfg in (cfg.get("logger") or {}).items():
-        if "TensorBoardLogger" in logger_cfg._target_ and not _tensorboard_available():
-            log.info("tensorboard is not installed: logging to CSV only (pip install tensorboard to enable it)")
-            continue
+        kind = str(logger_cfg._target_).rsplit(".", 1)[-1]
+        modules, extra = LOGGER_PACKAGES.get(kind, ((), ""))
+        if modules and not any(importlib.util.find_spec(module) for module in modules):
+            if kind == "TensorBoardLogger":
+                log.info("tensorboard is not installed: logging to CSV only (pip install tensorboard to enable it)")
+                continue
+            raise ConfigError(f"logger {name} needs the {modules[0]} package, which is not installed: "
+                              f"pip install -e '.[{extra}]' (or drop it from logger=...)")
         loggers.append(instantiate(logger_cfg))
     return loggers
 
@@ -130,8 +141,7 @@ def _plain(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
-def _stopped_message(stop: BaseException, last: Path) -> str:
-    what = str(stop) if isinstance(stop, RunInterrupted) else "training stopped by SIGTERM"
+def _stopped_message(what: str, last: Path) -> str:
     if not last.is_file():
         return f"{what}, before its first epoch ended; there is no checkpoint to continue from, so start it again."
     return (f"{what}; {last} holds the run up to its last finished epoch. To continue, run the same command with "
@@ -170,6 +180,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                      callbacks=build_callbacks(cfg), logger=build_loggers(cfg),
                                      plugins=[AtomicCheckpointIO()])
     check_distributed(cfg, trainer.world_size, _in_multirun())
+    for logger in trainer.loggers:  # the resolved config, once per logger (rank 0 only: Lightning's loggers)
+        logger.log_hyperparams(module.run_config)
 
     estimates = fit_label_strategy(module.strategy, datamodule, cfg.estimation.images, cfg.estimation.seed)
     module.label_estimates = estimates
@@ -181,7 +193,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         kept = f"The last good checkpoint is kept: {last}." if last else "No checkpoint had been written yet."
         raise FloatingPointError(f"{error} {kept}") from error
     except (RunInterrupted, SIGTERMException) as stop:  # Lightning's own: SIGTERM during validation
-        raise RunInterrupted(_stopped_message(stop, checkpoint_dir / "last.ckpt")) from None
+        what = (str(stop) if isinstance(stop, RunInterrupted) else
+                f"training stopped by SIGTERM at epoch {trainer.current_epoch} (global step {trainer.global_step})")
+        raise RunInterrupted(_stopped_message(what, checkpoint_dir / "last.ckpt")) from None
     results: dict[str, Any] = {"val": _plain(trainer.callback_metrics), "epochs": trainer.current_epoch,
                                "fit_seconds": time.perf_counter() - fit_start}
     results["val"] = {name: value for name, value in results["val"].items() if name.startswith("val/")}
