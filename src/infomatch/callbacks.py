@@ -50,6 +50,9 @@ class StopOnSignal(L.Callback):
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received = signal.Signals(signum)
         log.info("received %s: stopping before the next training batch", self.received.name)
+        previous = self._previous.get(self.received)
+        if callable(previous):  # e.g. submitit's, which logs and leaves the requeue to its own signal (SIGUSR2)
+            previous(signum, frame)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit":
