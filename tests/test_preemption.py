@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from conftest import ROOT
 from infomatch.callbacks import StopOnSignal
-from infomatch.errors import UnsafeCheckpointError
+from infomatch.errors import ConfigError, UnsafeCheckpointError
 from infomatch.evaluation.loading import load_model
 from infomatch.tasks.train import train
 from infomatch.validation import check_resume
@@ -69,6 +69,8 @@ def test_resume_auto_starts_fresh_then_reports_a_finished_run_without_training(m
     again = train(make_config(*TINY, "resume=auto"))
     assert again == json.loads(json.dumps(first))
     assert (run / "metrics.json").stat().st_mtime_ns == written
+    with pytest.raises(ConfigError, match="seed: 0 in the checkpoint, 1 now"):  # not another run's results
+        train(make_config(*TINY, "resume=auto", "seed=1"))
 
 
 def test_run_name_gives_a_fixed_folder_and_rejects_names_that_break_overrides(tmp_path):

@@ -47,13 +47,13 @@ def load_plain(path: str | Path, map_location: Any = "cpu", **options: Any) -> A
     try:
         return torch.load(path, map_location=map_location, weights_only=True, **options)
     except pickle.UnpicklingError as error:
-        if "Weights only load failed" not in str(error):  # garbage, not a smuggled object
-            raise
+        # torch names the first global (a class or function to call) the plain loader refused
         found = re.search(r"(?i)unsupported global:? (?:GLOBAL )?([\w.]+)", str(error))
-        what = f" (e.g. {found.group(1)})" if found else ""
+        if found is None:  # garbage or a truncated file, not a smuggled object
+            raise
         raise UnsafeCheckpointError(
-            f"{path}: this checkpoint holds objects that would run code when loaded{what}, so it is not loaded. "
-            "Only load checkpoints you trust; infomatch writes plain ones (tensors, numbers, strings, lists, dicts)."
+            f"{path}: this checkpoint holds objects that would run code when loaded (e.g. {found.group(1)}), "
+            "so it is not loaded. Only load checkpoints you trust; infomatch writes plain ones (tensors, numbers, strings, lists, dicts)."
         ) from None
 
 

@@ -164,11 +164,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     checkpoint_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints"
+    resume = check_resume(cfg, checkpoint_dir)  # also: the config is the one the folder's run was trained with
     if str(cfg.get("resume")) == "auto" and (output_dir / "metrics.json").is_file():
         # a requeued or rerun job whose run had already finished: nothing to do, report its results again
         log.info("resume=auto: %s already finished (metrics.json is there); not training it again", output_dir)
         return json.loads((output_dir / "metrics.json").read_text())
-    resume = check_resume(cfg, checkpoint_dir)
     check_new_output(checkpoint_dir, output_dir, resume)
 
     L.seed_everything(cfg.seed, workers=True)
