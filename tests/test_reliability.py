@@ -191,7 +191,7 @@ def test_hard_killed_run_resumes_to_the_same_final_metrics(tmp_path, make_config
 def test_resume_refuses_missing_unreadable_and_mismatched_checkpoints(make_config, tmp_path):
     def resume_error(path: Path, *overrides: str) -> str:
         with pytest.raises(ConfigError) as raised:
-            check_resume(make_config(*overrides, f"resume={path}"))
+            check_resume(make_config(*overrides, f"resume={path}"), tmp_path / "run" / "checkpoints")
         return str(raised.value)
 
     assert "no such checkpoint file" in resume_error(tmp_path / "missing.ckpt")
@@ -205,7 +205,7 @@ def test_resume_refuses_missing_unreadable_and_mismatched_checkpoints(make_confi
 
     trained = tmp_path / "trained.ckpt"
     torch.save({"loops": {}, "infomatch_config": OmegaConf.to_container(make_config("seed=1"), resolve=True)}, trained)
-    assert check_resume(make_config("seed=1", f"resume={trained}")) == trained
+    assert check_resume(make_config("seed=1", f"resume={trained}"), tmp_path / "run" / "checkpoints") == trained
     assert "seed: 1 in the checkpoint, 0 now" in resume_error(trained, "seed=0")
 
 

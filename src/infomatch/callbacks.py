@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import subprocess
 import time
+from types import FrameType
+from typing import Any
 
 import lightning as L
+
+from infomatch.errors import RunInterrupted
+
+log = logging.getLogger(__name__)
 
 
 class EpochTimer(L.Callback):
@@ -19,3 +29,62 @@ class EpochTimer(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._start is not None:
             pl_module.log("time/epoch_s", time.perf_counter() - self._start)
+
+
+class StopOnSignal(L.Callback):
+    """Stops training before the next batch once the process gets one of ``signals`` (preemption, time limit).
+
+    The run continues exactly from its last end-of-epoch ``last.ckpt`` (written atomically), so nothing is saved
+    here: a mid-epoch checkpoint could not be resumed exactly (the epoch's batch order and running means are not
+    in it). On ``requeue_signal`` inside a SLURM job, rank 0 also requeues the job (``scontrol requeue``), which
+    reruns the same command; with ``resume=auto`` it continues from ``last.ckpt``. Installing our handler
+    before Lightning's keeps Lightning's SLURM handler (a mid-epoch ``hpc_ckpt_N.ckpt``) from being installed.
+    """
+
+    def __init__(self, signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1"), requeue_signal: str | None = "SIGUSR1") -> None:
+        self.signals = [signal.Signals[name] for name in signals]
+        self.requeue_signal = signal.Signals[requeue_signal] if requeue_signal else None
+        self.received: signal.Signals | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signal.Signals(signum)
+        log.info("received %s: stopping before the next training batch", self.received.name)
+        previous = self._previous.get(self.received)
+        if callable(previous):  # e.g. submitit's, which logs and leaves the requeue to its own signal (SIGUSR2)
+            previous(signum, frame)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self.received = None
+            self._previous = {number: signal.signal(number, self._handle) for number in self.signals}
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.received is None:
+            return
+        if self.received == self.requeue_signal and trainer.is_global_zero:
+            requeue_slurm_job()
+        raise RunInterrupted(f"training stopped by {self.received.name} at epoch {trainer.current_epoch} "
+                             f"(global step {trainer.global_step})")
+
+
+def requeue_slurm_job() -> None:
+    """``scontrol requeue`` this SLURM job (array task), when there is one; a failure is logged, not raised."""
+    array_job, array_task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    job = f"{array_job}_{array_task}" if array_job and array_task else os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return
+    try:
+        result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log.warning("could not requeue SLURM job %s: %s", job, error)
+        return
+    if result.returncode == 0:
+        log.info("requeued SLURM job %s", job)
+    else:
+        log.warning("could not requeue SLURM job %s: %s", job, result.stderr.strip())

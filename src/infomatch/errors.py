@@ -25,3 +25,11 @@ class EvaluationError(UserError):
 
 class CheckpointError(EvaluationError):
     """A checkpoint is missing, unreadable or inconsistent; the message names the file."""
+
+
+class UnsafeCheckpointError(UserError):
+    """A checkpoint holds pickled objects that would run code when loaded; it is never loaded."""
+
+
+class RunInterrupted(UserError):
+    """Training was stopped by a signal (preemption, time limit); the message says how to continue."""

@@ -5,6 +5,9 @@ get ``<name>`` and ``<name>_2`` instead of sharing one. A resumed run continues 
 where Lightning keeps tracking its best checkpoint, and its Hydra files go to a new subfolder of
 ``.hydra/`` so the original config and overrides are kept.
 
+``run_name=<name>`` gives a run the fixed folder ``<runs>/<name>`` instead, so that the same command run again
+(by hand, or by a requeued sbatch script) with ``resume=auto`` finds the run's last checkpoint there.
+
 A DDP run has one folder for all its ranks. When Lightning starts the other ranks itself (``python
 train.py trainer=ddp``) it passes them rank 0's ``hydra.run.dir``. When SLURM's ``srun`` starts every rank,
 each resolves these resolvers itself: rank 0 claims the folder and leaves its path in a note named after
@@ -93,10 +96,24 @@ def resumed_run_dir(checkpoint: str | None) -> Path | None:
     return None
 
 
-def run_dir(resume: str | None, new_dir: str) -> str:
-    """The resumed run's own folder, or a newly claimed ``new_dir``."""
+def named_run_dir(new_dir: str, run_name: str) -> str:
+    """``<runs>/<run_name>`` beside the timestamped ``new_dir``: the same folder every time, made if absent."""
+    name = str(run_name)
+    if not name or name in (".", "..") or any(char in name for char in "=,/\\"):
+        # raised while Hydra resolves the run folder, before train.py can catch anything: exit with the message
+        raise SystemExit(f"error: run_name={name!r} must be a plain folder name without '=', ',', '/' or '\\' "
+                         "(it is passed back in overrides such as resume=...), e.g. run_name=im_seed0")
+    folder = Path(new_dir).parent / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
+def run_dir(resume: str | None, new_dir: str, run_name: str | None = None) -> str:
+    """The resumed checkpoint's run folder; else the fixed folder of ``run_name``; else a newly claimed ``new_dir``."""
     resumed = resumed_run_dir(resume)
-    return str(resumed) if resumed is not None else shared_new_dir(new_dir)
+    if resumed is not None:
+        return str(resumed)
+    return named_run_dir(new_dir, run_name) if run_name is not None else shared_new_dir(new_dir)
 
 
 def hydra_subdir(output_dir: str) -> str | None:

@@ -9,18 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
+import logging
+
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from infomatch.checks import SettingError, check_choice, check_integer, is_number, require
-from infomatch.errors import ConfigError
+from infomatch.checkpointing import load_plain
+from infomatch.errors import ConfigError, UnsafeCheckpointError
 from infomatch.run_folders import resumed_run_dir
 
 # settings that may differ between an interrupted run and its resumption: where files go and what is logged
-NOT_COMPARED_ON_RESUME = ("resume", "paths", "logger", "callbacks", "test", "trainer.default_root_dir",
+NOT_COMPARED_ON_RESUME = ("resume", "run_name", "paths", "logger", "callbacks", "test", "trainer.default_root_dir",
                           "data.root", "data.download")
+
+log = logging.getLogger(__name__)
 
 Rule = Callable[[str, Any], None]  # (setting, value) -> None, or SettingError
 
@@ -146,18 +150,31 @@ def _original_command(checkpoint: Path) -> str:
     return f" The run was started with: python train.py {' '.join(overrides)}".rstrip() + "."
 
 
-def check_resume(cfg: DictConfig) -> Path | None:
-    """The checkpoint to resume from, after checking it is readable and was trained with this same config."""
+def check_resume(cfg: DictConfig, checkpoint_dir: Path) -> Path | None:
+    """The checkpoint to resume from, after checking it is readable and was trained with this same config.
+
+    ``resume=auto`` resumes from ``checkpoint_dir/last.ckpt`` when the run folder has one and starts fresh
+    otherwise, so a requeued job reruns its command unchanged.
+    """
     resume = cfg.get("resume")
     if resume is None:
         return None
+    if str(resume) == "auto":
+        last = checkpoint_dir / "last.ckpt"
+        if not last.is_file():
+            log.info("resume=auto: no %s yet, starting a fresh run", last)
+            return None
+        log.info("resume=auto: continuing from %s", last)
+        resume = last
     path = Path(str(resume))
     if not path.is_file():
         raise ConfigError(f"resume={resume}: no such checkpoint file. Pass the interrupted run's last checkpoint, "
-                          "e.g. resume=outputs/runs/<run>/checkpoints/last.ckpt.")
+                          "e.g. resume=outputs/runs/<run>/checkpoints/last.ckpt, or resume=auto with run_name=<name>.")
     try:
         # memory-mapped: reads the small metadata, not the weights
-        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+        checkpoint = load_plain(path, mmap=True)
+    except UnsafeCheckpointError:
+        raise
     except Exception as error:
         reason = " ".join(str(error).split())  # torch's messages span lines; the report is one paragraph
         raise ConfigError(f"resume={resume}: cannot read this checkpoint ({type(error).__name__}: {reason}); the file is "

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.utils import get_class, instantiate
 from torch import Tensor, nn
 
 from infomatch.data import cifar100
 from infomatch.errors import CheckpointError
 from infomatch.failures import FAILED_FILE, read_failure
+from infomatch.checkpointing import load_plain
+from infomatch.errors import CheckpointError, UnsafeCheckpointError
 from infomatch.models import NormalizedClassifier, ResNet18
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ def resolve_checkpoints(paths: list[str]) -> list[Path]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = load_plain(path)
+    except UnsafeCheckpointError:
+        raise
     except Exception as error:  # truncated zip, pickle garbage, text files: all "not a checkpoint" to the user
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or not a checkpoint file): "
                               f"{type(error).__name__}: {error}") from error

@@ -14,11 +14,12 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
 from infomatch.data.stage import TrainingStage
-from infomatch.errors import ConfigError, UserError
+from infomatch.errors import ConfigError, RunInterrupted, UserError
 from infomatch.memory import keep_freed_memory
 from infomatch.module import InfoMatchModule
 from infomatch.validation import check_distributed, check_new_output, check_resume, validate_train_config
@@ -29,16 +30,27 @@ log = logging.getLogger(__name__)
 USER_ERRORS = (UserError, FloatingPointError)
 
 
-def _tensorboard_available() -> bool:
-    return any(importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX"))
+# loggers that need a package beyond the base install: (modules that provide it, pip extra naming it)
+LOGGER_PACKAGES = {
+    "TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard"),
+    "MLFlowLogger": (("mlflow",), "trackers"),
+    "WandbLogger": (("wandb",), "trackers"),
+}
 
 
 def build_loggers(cfg: DictConfig) -> list:
+    """The chosen loggers; TensorBoard (part of the default) is skipped with a note when not installed, while
+    a missing package for a logger chosen on purpose (mlflow, wandb) is a ConfigError naming the pip extra."""
     loggers = []
     for name, logger_cfg in (cfg.get("logger") or {}).items():
-        if "TensorBoardLogger" in logger_cfg._target_ and not _tensorboard_available():
-            log.info("tensorboard is not installed: logging to CSV only (pip install tensorboard to enable it)")
-            continue
+        kind = str(logger_cfg._target_).rsplit(".", 1)[-1]
+        modules, extra = LOGGER_PACKAGES.get(kind, ((), ""))
+        if modules and not any(importlib.util.find_spec(module) for module in modules):
+            if kind == "TensorBoardLogger":
+                log.info("tensorboard is not installed: logging to CSV only (pip install tensorboard to enable it)")
+                continue
+            raise ConfigError(f"logger {name} needs the {modules[0]} package, which is not installed: "
+                              f"pip install -e '.[{extra}]' (or drop it from logger=...)")
         loggers.append(instantiate(logger_cfg))
     return loggers
 
@@ -129,6 +141,13 @@ def _plain(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
+def _stopped_message(what: str, last: Path) -> str:
+    if not last.is_file():
+        return f"{what}, before its first epoch ended; there is no checkpoint to continue from, so start it again."
+    return (f"{what}; {last} holds the run up to its last finished epoch. To continue, run the same command with "
+            f"resume={last}, or with resume=auto if it names this folder (run_name=..., or a requeued sweep job).")
+
+
 def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
@@ -142,10 +161,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     does this function.
     """
     validate_train_config(cfg)
-    resume = check_resume(cfg)
     output_dir = Path(cfg.paths.output_dir)
     checkpoint_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
-    check_new_output(Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints", output_dir, resume)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints"
+    resume = check_resume(cfg, checkpoint_dir)  # also: the config is the one the folder's run was trained with
+    if str(cfg.get("resume")) == "auto" and (output_dir / "metrics.json").is_file():
+        # a requeued or rerun job whose run had already finished: nothing to do, report its results again
+        log.info("resume=auto: %s already finished (metrics.json is there); not training it again", output_dir)
+        return json.loads((output_dir / "metrics.json").read_text())
+    check_new_output(checkpoint_dir, output_dir, resume)
 
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
@@ -159,16 +183,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # torchrun) the cluster starts the ranks, there is no launcher and each sweep job is one DDP run
     relaunches_command = getattr(trainer.strategy, "launcher", None) is not None
     check_distributed(cfg, trainer.world_size, _in_multirun() and relaunches_command)
+    for logger in trainer.loggers:  # the resolved config, once per logger (rank 0 only: Lightning's loggers)
+        logger.log_hyperparams(module.run_config)
 
     estimates = fit_label_strategy(module.strategy, datamodule, cfg.estimation.images, cfg.estimation.seed)
     module.label_estimates = estimates
     fit_start = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except FloatingPointError as error:
         last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback is not None else ""
         kept = f"The last good checkpoint is kept: {last}." if last else "No checkpoint had been written yet."
         raise FloatingPointError(f"{error} {kept}") from error
+    except (RunInterrupted, SIGTERMException) as stop:  # Lightning's own: SIGTERM during validation
+        what = (str(stop) if isinstance(stop, RunInterrupted) else
+                f"training stopped by SIGTERM at epoch {trainer.current_epoch} (global step {trainer.global_step})")
+        raise RunInterrupted(_stopped_message(what, checkpoint_dir / "last.ckpt")) from None
     results: dict[str, Any] = {"val": _plain(trainer.callback_metrics), "epochs": trainer.current_epoch,
                                "fit_seconds": time.perf_counter() - fit_start}
     results["val"] = {name: value for name, value in results["val"].items() if name.startswith("val/")}
@@ -182,7 +212,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if checkpoint is not None and checkpoint.best_model_score is not None:
         results["best_val_top1"] = float(checkpoint.best_model_score)
     if cfg.get("test"):
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False,
+                              weights_only=True)
         results["test"] = _plain(tested[0]) if tested else {}
 
     if trainer.is_global_zero:  # the metrics are synced over the ranks; rank 0 writes them

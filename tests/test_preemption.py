@@ -1,0 +1,184 @@
+"""Preemption and trusted loading: resume=auto, runs stopped by SIGUSR1/SIGTERM that continue to the same final
+metrics, and checkpoints that would run code when loaded. Tiny models on synthetic data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import ROOT
+from infomatch.callbacks import StopOnSignal
+from infomatch.errors import ConfigError, UnsafeCheckpointError
+from infomatch.evaluation.loading import load_model
+from infomatch.tasks.train import train
+from infomatch.validation import check_resume
+from test_reliability import TINY, assert_one_paragraph_error, run_train, subprocess_env, train_py
+
+
+class WaitForSignal(L.Callback):
+    """Used inside train.py: after the first batch of ``epoch``, create ``marker`` and wait for a stop signal."""
+
+    def __init__(self, epoch: int, marker: str) -> None:
+        self.epoch = epoch
+        self.marker = Path(marker)
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.current_epoch != self.epoch:
+            return
+        self.marker.touch()
+        deadline = time.monotonic() + 300
+        stop = next(callback for callback in trainer.callbacks if isinstance(callback, StopOnSignal))
+        while stop.received is None and not trainer.received_sigterm and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def write_marker(path: str) -> str:
+    """What the smuggled object runs if a checkpoint is ever unpickled with code allowed."""
+    Path(path).write_text("code ran")
+    return path
+
+
+class Smuggled:
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return write_marker, (self.marker,)
+
+
+# ---- resume=auto --------------------------------------------------------------------------------
+
+def test_resume_auto_starts_fresh_then_reports_a_finished_run_without_training(make_config, tmp_path):
+    run = tmp_path / "run"
+    assert check_resume(make_config(*TINY, "resume=auto"), run / "checkpoints") is None
+    first = train(make_config(*TINY, "resume=auto"))
+    assert (run / "checkpoints" / "last.ckpt").is_file() and first["epochs"] == 1
+    assert check_resume(make_config(*TINY, "resume=auto"), run / "checkpoints") == run / "checkpoints" / "last.ckpt"
+    written = (run / "metrics.json").stat().st_mtime_ns
+    again = train(make_config(*TINY, "resume=auto"))
+    assert again == json.loads(json.dumps(first))
+    assert (run / "metrics.json").stat().st_mtime_ns == written
+    with pytest.raises(ConfigError, match="seed: 0 in the checkpoint, 1 now"):  # not another run's results
+        train(make_config(*TINY, "resume=auto", "seed=1"))
+
+
+def test_run_name_gives_a_fixed_folder_and_rejects_names_that_break_overrides(tmp_path):
+    result = run_train(*TINY, "run_name=fixed", "+trainer.limit_train_batches=1", "test=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "outputs" / "runs" / "fixed" / "metrics.json").is_file()
+    again = run_train(*TINY, "run_name=fixed", "+trainer.limit_train_batches=1", "test=false", cwd=tmp_path)
+    assert_one_paragraph_error(again, "already holds an earlier run's results")
+    bad = run_train(*TINY, "run_name='a,b'", cwd=tmp_path)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().startswith("error: run_name='a,b' must be a plain folder name")
+    assert [path.name for path in (tmp_path / "outputs" / "runs").iterdir()] == ["fixed"]
+
+
+# ---- stopped by a signal ------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGUSR1", "SIGTERM"])
+def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metrics(tmp_path, make_config,
+                                                                                   signal_name):
+    overrides = [*TINY, "labels=im", "augment=all", "trainer.max_epochs=3", "run_name=job", "resume=auto"]
+    # a stand-in for SLURM's scontrol: records the requeue request
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'scontrol.log'}\n")
+    scontrol.chmod(scontrol.stat().st_mode | stat.S_IEXEC)
+    env = {**subprocess_env(), "SLURM_JOB_ID": "4242", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    marker = tmp_path / "waiting"
+    wait = ["+callbacks.wait._target_=test_preemption.WaitForSignal", "+callbacks.wait.epoch=1",
+            f"+callbacks.wait.marker={marker}"]
+    log = tmp_path / "stopped_run.log"
+    with open(log, "w") as output:  # a file, not a pipe: a full pipe would stall the run
+        process = subprocess.Popen(train_py(*overrides, *wait), cwd=tmp_path, env=env, stdout=output,
+                                   stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not marker.exists():
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the run never reached epoch 2"
+            time.sleep(0.2)
+        process.send_signal(signal.Signals[signal_name])  # mid-epoch 2: one of its two batches done
+        assert process.wait(timeout=120) == 1
+    finally:
+        process.kill()
+
+    errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in log.read_text()
+    run = tmp_path / "outputs" / "runs" / "job"
+    last = run / "checkpoints" / "last.ckpt"
+    assert errors[0].startswith(f"error: training stopped by {signal_name} at epoch 1")
+    assert f"{last} holds the run up to its last finished epoch" in errors[0]
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 0
+    assert not list(run.rglob("hpc_ckpt_*.ckpt")) and not (run / "metrics.json").exists()
+    requeued = (tmp_path / "scontrol.log").read_text().split() if (tmp_path / "scontrol.log").exists() else []
+    assert requeued == (["requeue", "4242"] if signal_name == "SIGUSR1" else [])
+
+    resumed = subprocess.run(train_py(*overrides), cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)  # the requeued job: the same command
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Restoring states from the checkpoint path at {last}" in resumed.stdout + resumed.stderr
+    assert [path.name for path in (tmp_path / "outputs" / "runs").iterdir()] == ["job"]
+    after_resume = json.loads((run / "metrics.json").read_text())
+    uninterrupted = train(make_config(*overrides[:-2]))
+    for key in ("val", "test", "best_val_top1", "epochs"):
+        assert after_resume[key] == uninterrupted[key]
+
+
+# ---- trusted loading ----------------------------------------------------------------------------
+
+@pytest.fixture
+def smuggling_checkpoint(make_config, tmp_path):
+    """A training checkpoint (loops, config) that also holds an object whose unpickling writes a marker file."""
+    marker = tmp_path / "marker"
+    path = tmp_path / "smuggled.ckpt"
+    config = OmegaConf.to_container(make_config(*TINY), resolve=True)
+    torch.save({"loops": {}, "infomatch_config": config, "state_dict": {}, "extra": Smuggled(marker)}, path)
+    torch.load(path, map_location="cpu", weights_only=False)  # what the file would do if loaded with code allowed
+    assert marker.read_text() == "code ran"
+    marker.unlink()
+    return path, marker
+
+
+def test_checkpoint_that_would_run_code_is_refused_by_resume_and_evaluate(smuggling_checkpoint, tmp_path):
+    path, marker = smuggling_checkpoint
+    expected = "this checkpoint holds objects that would run code when loaded (e.g. test_preemption.write_marker)"
+    resumed = run_train(*TINY, f"resume={path}", cwd=tmp_path)
+    assert_one_paragraph_error(resumed, str(path), expected, "Only load checkpoints you trust")
+    evaluated = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "data=synthetic", "data.num_classes=10",
+                                f"paths.log_dir={tmp_path}/outputs", f"ckpt={path}"],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=600, env=subprocess_env())
+    assert_one_paragraph_error(evaluated, str(path), expected)
+    with pytest.raises(UnsafeCheckpointError):
+        load_model(path)
+    assert not marker.exists()
+
+
+def test_lightning_loads_through_the_plain_loader(smuggling_checkpoint):
+    from infomatch.checkpointing import AtomicCheckpointIO
+
+    path, marker = smuggling_checkpoint
+    with pytest.raises(UnsafeCheckpointError):
+        AtomicCheckpointIO().load_checkpoint(path, weights_only=False)  # even when the caller allows code
+    assert not marker.exists()
+
+
+def test_written_checkpoints_are_plain(make_config, tmp_path):
+    train(make_config(*TINY, "+trainer.limit_train_batches=1", "test=false"))
+    for path in (tmp_path / "run" / "checkpoints").glob("*.ckpt"):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        assert isinstance(checkpoint["infomatch_config"], dict) and "hyper_parameters" not in checkpoint
