@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,19 @@ def make_config(tmp_path):
 
     yield factory
     GlobalHydra.instance().clear()
+
+
+def start_until_marker(command: list[str], cwd: Path, env: dict, log: Path, marker: Path) -> subprocess.Popen:
+    """Start ``command`` with its output in ``log`` and return it once it has written ``marker`` (a test callback).
+
+    The output goes to a file, not a pipe: a full pipe would stall the run. The caller kills the process.
+    """
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    while not marker.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"the run never reached its marker {marker.name}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return process

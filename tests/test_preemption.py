@@ -17,7 +17,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import ROOT
+from conftest import ROOT, start_until_marker
 from infomatch.callbacks import StopOnSignal
 from infomatch.errors import ConfigError, UnsafeCheckpointError
 from infomatch.evaluation.loading import load_model
@@ -103,15 +103,8 @@ def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metr
     wait = ["+callbacks.wait._target_=test_preemption.WaitForSignal", "+callbacks.wait.epoch=1",
             f"+callbacks.wait.marker={marker}"]
     log = tmp_path / "stopped_run.log"
-    with open(log, "w") as output:  # a file, not a pipe: a full pipe would stall the run
-        process = subprocess.Popen(train_py(*overrides, *wait), cwd=tmp_path, env=env, stdout=output,
-                                   stderr=subprocess.STDOUT, text=True)
+    process = start_until_marker(train_py(*overrides, *wait), tmp_path, env, log, marker)
     try:
-        deadline = time.monotonic() + 600
-        while not marker.exists():
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the run never reached epoch 2"
-            time.sleep(0.2)
         process.send_signal(signal.Signals[signal_name])  # mid-epoch 2: one of its two batches done
         assert process.wait(timeout=120) == 1
     finally:

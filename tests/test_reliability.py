@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 import infomatch.module
-from conftest import CONFIGS, ROOT, compose_config
+from conftest import CONFIGS, ROOT, compose_config, start_until_marker
 from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
 from infomatch.errors import ConfigError, DatasetError
 from infomatch.run_folders import claim_new_dir, hydra_subdir, register_resolvers, run_dir
@@ -159,15 +159,8 @@ def test_hard_killed_run_resumes_to_the_same_final_metrics(tmp_path, make_config
     pause = ["+callbacks.pause._target_=test_reliability.PauseMidEpoch", "+callbacks.pause.epoch=1",
              f"+callbacks.pause.marker={marker}"]
     log = tmp_path / "killed_run.log"
-    with open(log, "w") as output:  # a file, not a pipe: a full pipe would stall the run
-        process = subprocess.Popen(train_py(*overrides, *pause), cwd=tmp_path, env=subprocess_env(),
-                                   stdout=output, stderr=subprocess.STDOUT)
+    process = start_until_marker(train_py(*overrides, *pause), tmp_path, subprocess_env(), log, marker)
     try:
-        deadline = time.monotonic() + 600
-        while not marker.exists():
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the run never reached epoch 2"
-            time.sleep(0.2)
         process.send_signal(signal.SIGKILL)  # mid-epoch 2: one of its two batches done
         process.wait(timeout=60)
     finally:
