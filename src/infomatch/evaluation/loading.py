@@ -15,11 +15,10 @@ from typing import Any
 from hydra.utils import get_class, instantiate
 from torch import Tensor, nn
 
-from infomatch.data import cifar100
-from infomatch.errors import CheckpointError
-from infomatch.failures import FAILED_FILE, read_failure
 from infomatch.checkpointing import load_plain
+from infomatch.data import cifar100
 from infomatch.errors import CheckpointError, UnsafeCheckpointError
+from infomatch.failures import FAILED_FILE, read_failure
 from infomatch.models import NormalizedClassifier, ResNet18
 
 log = logging.getLogger(__name__)
