@@ -56,8 +56,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default=None, help="default: what trainer.precision=auto picks")
-    parser.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
-                        help="auto: as training (GPU only)")
+    parser.add_argument("--channels-last", choices=("on", "off"), default="on", help="on: as training")
     parser.add_argument("--sampling", choices=SAMPLINGS, default="stratified", help="degradation types per batch")
     parser.add_argument("--compile", default="false", help="trainer.compile: false, true or a torch.compile mode")
     add_malloc_flag(parser)
@@ -73,7 +72,7 @@ def main() -> None:
     for width in args.widths:
         module = build_module(width, compile={"false": False, "true": True}.get(args.compile, args.compile))
         module = module.to(device).train()
-        module.channels_last = {"auto": "auto", "on": True, "off": False}[args.channels_last]
+        module.channels_last = args.channels_last == "on"
         module.on_fit_start()  # memory format as in training
         stage = build_stage(sampling=args.sampling)
         optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)

@@ -32,7 +32,7 @@ class InfoMatchModule(L.LightningModule):
         mean: tuple[float, ...] = cifar100.MEAN,
         std: tuple[float, ...] = cifar100.STD,
         ece_bins: int = 15,
-        channels_last: bool | str = "auto",
+        channels_last: bool = True,
         compile: bool | str = False,
         non_finite_check_every: int = 50,
         run_config: dict | None = None,
@@ -66,15 +66,11 @@ class InfoMatchModule(L.LightningModule):
         self._non_finite_loss: Tensor | None = None
 
     def on_fit_start(self) -> None:
-        if self._uses_channels_last(self.device):
+        if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
         if self.compile_mode is not False:
             # in place: parameter names, hence checkpoints, stay those of the plain network
             self.net.compile(mode=None if self.compile_mode in (True, "default") else self.compile_mode)
-
-    def _uses_channels_last(self, device: torch.device) -> bool:
-        # auto: GPUs only; channels_last speeds up their convolutions (for CPUs see docs/benchmarks.md)
-        return self.channels_last is True or (self.channels_last == "auto" and device.type == "cuda")
 
     def on_train_epoch_start(self) -> None:
         self._start_clock()
@@ -87,7 +83,7 @@ class InfoMatchModule(L.LightningModule):
 
     def forward(self, images: Tensor) -> Tensor:
         images = self.normalize(images)
-        if self._uses_channels_last(images.device):
+        if self.channels_last:  # faster convolutions on GPUs and on CPUs, both precisions (docs/benchmarks.md §6)
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
