@@ -23,6 +23,7 @@ from typing import Any
 
 from infomatch.errors import UserError
 from infomatch.evaluation.compare import compare, mean_interval, scalar_metrics
+from infomatch.evaluation.report import number_text
 
 EVALUATION_FILES = ("metrics.json", "metrics.csv", "summary.md", "comparisons.csv")
 KEPT_PLOTS = ("clean_metrics.png", "paired_differences.png", "corruptions_heatmap.png")
@@ -102,21 +103,17 @@ def strategy_summary(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
     return summary
 
 
-def _number(value: float, scale: float) -> str:
-    return f"{value * scale:.2f}" if scale == 100 else f"{value * scale:.4f}"
-
-
 def _mean_cell(mean: float, low: float | None, high: float | None, scale: float) -> str:
     if low is None:
-        return _number(mean, scale)
-    return f"{_number(mean, scale)} ± {_number((high - low) / 2, scale)}"
+        return number_text(mean, scale)
+    return f"{number_text(mean, scale)} ± {number_text((high - low) / 2, scale)}"
 
 
 def _difference_cell(row: dict[str, Any], scale: float) -> str:
-    difference = f"{row['difference'] * scale:+.{2 if scale == 100 else 4}f}"
+    difference = number_text(row["difference"], scale, signed=True)
     if row["low"] is None:
         return difference
-    cell = f"{difference} [{row['low'] * scale:+.{2 if scale == 100 else 4}f}, {row['high'] * scale:+.{2 if scale == 100 else 4}f}]"
+    cell = f"{difference} [{number_text(row['low'], scale, signed=True)}, {number_text(row['high'], scale, signed=True)}]"
     return f"**{cell}**" if row["separated"] else cell
 
 

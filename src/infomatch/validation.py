@@ -6,10 +6,9 @@ not a crash an hour into a run.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable
-
-import logging
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate

@@ -66,14 +66,14 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return [_row(header), _row(["---"] * len(header)), *map(_row, rows), ""]
 
 
-def _number(value: float, scale: float) -> str:
-    """Percentages with 2 decimals, other metrics with 4."""
-    return f"{value * scale:.{2 if scale == 100 else 4}f}"
+def number_text(value: float, scale: float, signed: bool = False) -> str:
+    """Percentages with 2 decimals, other metrics with 4; ``signed`` writes the sign of a difference."""
+    return f"{value * scale:{'+' if signed else ''}.{2 if scale == 100 else 4}f}"
 
 
 def _pm(stats: dict, scale: float) -> str:
-    mean = _number(stats["mean"], scale)
-    return mean if stats["std"] is None else f"{mean} ± {_number(stats['std'], scale)}"
+    mean = number_text(stats["mean"], scale)
+    return mean if stats["std"] is None else f"{mean} ± {number_text(stats['std'], scale)}"
 
 
 def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
@@ -88,7 +88,7 @@ def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
     columns = _clean_columns()
     lines += _table(["model", "strategy", "seed", *(label for _, label, _ in columns), "checkpoint"],
                     [[name, model["strategy"], "–" if model["seed"] is None else model["seed"],
-                      *(_number(model["clean"][key], scale) for key, _, scale in columns),
+                      *(number_text(model["clean"][key], scale) for key, _, scale in columns),
                       f"`{model['checkpoint']}`"] for name, model in models.items()])
     if aggregated:
         lines += ["## Per strategy, mean ± std over seeds", ""]

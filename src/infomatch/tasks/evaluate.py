@@ -40,21 +40,15 @@ def _check_classes(models: list[LoadedModel], num_classes: int, data_target: str
                                   f"trained on (e.g. data=synthetic data.num_classes={model.num_classes})")
 
 
-def trained_on_validation_images(models: list, data_cfg: DictConfig) -> list[str]:
+def trained_on_validation_images(models: list[LoadedModel], data_cfg: DictConfig) -> list[str]:
     """Models whose training set held images of this evaluation's validation split (temperature fitted on them).
 
     A run trained with ``validate_on_test`` (the reference protocol) used all training images; one with another
     ``val_size`` or ``split_seed`` held out other images. Reference state dicts say nothing: not listed.
     """
-    seen = []
-    for model in models:
-        data = model.data
-        if data is None:
-            continue
-        if data.get("validate_on_test") or data.get("val_size") != data_cfg.val_size \
-                or data.get("split_seed") != data_cfg.split_seed:
-            seen.append(model.name)
-    return seen
+    return [model.name for model in models if model.data is not None and (
+        model.data.get("validate_on_test") or model.data.get("val_size") != data_cfg.val_size
+        or model.data.get("split_seed") != data_cfg.split_seed)]
 
 
 def _levels(count: int) -> list[float]:

@@ -11,8 +11,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
 from infomatch.data.stage import TrainingStage
 from infomatch.errors import ConfigError, RunInterrupted, UserError
+from infomatch.failures import in_sweep
 from infomatch.memory import keep_freed_memory
 from infomatch.module import InfoMatchModule
 from infomatch.validation import check_distributed, check_new_output, check_resume, validate_train_config
@@ -148,10 +147,6 @@ def _stopped_message(what: str, last: Path) -> str:
             f"resume={last}, or with resume=auto if it names this folder (run_name=..., or a requeued sweep job).")
 
 
-def _in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit one model and return its final metrics (also written to ``<output_dir>/metrics.json``).
 
@@ -182,7 +177,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # a sweep job whose ranks Lightning starts by re-running the command would re-run the sweep; under SLURM (or
     # torchrun) the cluster starts the ranks, there is no launcher and each sweep job is one DDP run
     relaunches_command = getattr(trainer.strategy, "launcher", None) is not None
-    check_distributed(cfg, trainer.world_size, _in_multirun() and relaunches_command)
+    check_distributed(cfg, trainer.world_size, in_sweep() and relaunches_command)
     for logger in trainer.loggers:  # the resolved config, once per logger (rank 0 only: Lightning's loggers)
         logger.log_hyperparams(module.run_config)
 
