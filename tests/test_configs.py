@@ -20,7 +20,7 @@ from infomatch.data import InMemoryDataModule
 from infomatch.models import ResNet18
 import infomatch.tasks.train
 from infomatch.tasks.train import (LOGGER_PACKAGES, build_callbacks, build_loggers, cpu_has_native_bf16,
-                                    lightning_trainer_config, resolve_precision)
+                                    cpu_model_name, lightning_trainer_config, resolve_precision)
 from infomatch.validation import validate_train_config
 
 
@@ -83,6 +83,11 @@ def test_auto_precision_is_bf16_on_gpus_and_on_cpus_with_native_bf16(make_config
                                                ("fpu avx2 avx512f avx512_vnni", False)])
 def test_native_bf16_is_read_from_the_cpu_flags(flags, native):
     assert cpu_has_native_bf16(f"processor : 0\nflags\t\t: {flags}\n") is native
+
+
+def test_cpu_model_name_is_read_from_cpuinfo():
+    cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14 96-Core Processor\nflags\t: fpu\n"
+    assert cpu_model_name(cpuinfo) == "AMD EPYC 9R14 96-Core Processor"
 
 
 def settings(node) -> dict:

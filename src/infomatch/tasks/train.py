@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,29 @@ def resolve_precision(trainer_cfg: DictConfig) -> str:
     return "bf16-mixed" if uses_gpu or cpu_has_native_bf16() else "32-true"
 
 
+def cpu_model_name(cpuinfo: str | None = None) -> str:
+    """The CPU's model name from /proc/cpuinfo (``cpuinfo`` stands in for it in tests), else the platform's."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return platform.processor() or platform.machine()
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def machine_record(trainer: L.Trainer) -> dict[str, Any]:
+    """Where a run's numbers come from: CPUs differ in bf16 kernels (and so in rounding), GPUs in everything."""
+    record = {"cpu": cpu_model_name(), "cpu_native_bf16": cpu_has_native_bf16(), "torch_threads": torch.get_num_threads(),
+              "accelerator": type(trainer.accelerator).__name__, "precision": str(trainer.precision),
+              "torch": torch.__version__}
+    if torch.cuda.is_available() and trainer.strategy.root_device.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(trainer.strategy.root_device)
+    return record
+
+
 def lightning_trainer_config(trainer_cfg: DictConfig) -> dict[str, Any]:
     """The trainer group as Lightning's Trainer takes it: precision resolved, the module's ``compile`` removed."""
     settings = OmegaConf.to_container(trainer_cfg, resolve=True)
@@ -195,7 +219,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 f"training stopped by SIGTERM at epoch {trainer.current_epoch} (global step {trainer.global_step})")
         raise RunInterrupted(_stopped_message(what, checkpoint_dir / "last.ckpt")) from None
     results: dict[str, Any] = {"val": _plain(trainer.callback_metrics), "epochs": trainer.current_epoch,
-                               "fit_seconds": time.perf_counter() - fit_start}
+                               "fit_seconds": time.perf_counter() - fit_start, "machine": machine_record(trainer)}
     results["val"] = {name: value for name, value in results["val"].items() if name.startswith("val/")}
     if estimates:
         results["label_estimates"] = estimates
