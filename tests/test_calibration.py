@@ -118,3 +118,21 @@ def test_compare_pairs_by_seed_and_says_which_differences_are_separated():
     # different seeds: Welch
     models["ls_2"]["seed"] = 7
     assert next(row for row in compare.compare(models, "hard") if row["strategy"] == "ls")["method"] == "Welch"
+
+
+def test_compare_each_takes_every_baseline_in_turn():
+    models = {f"{strategy}_{seed}": model_result(strategy, seed, value)
+              for strategy, values in (("hard", [0.50, 0.52, 0.51]), ("matched", [0.55, 0.50, 0.53]),
+                                       ("im", [0.60, 0.63, 0.61]))
+              for seed, value in enumerate(values)}
+    rows = compare.compare_each(models, ["hard", "matched"])
+    by_key = {(row["baseline"], row["strategy"], row["metric"]): row for row in rows}
+    assert {(baseline, strategy) for baseline, strategy, _ in by_key} == {
+        ("hard", "matched"), ("hard", "im"), ("matched", "hard"), ("matched", "im")}
+    # im - matched per seed: 0.05, 0.13, 0.08
+    assert by_key[("matched", "im", "top1")]["difference"] == pytest.approx(
+        compare.mean_interval([0.05, 0.13, 0.08])[0])
+    # the reverse comparison is the negated difference with the mirrored interval
+    forward, backward = by_key[("hard", "matched", "top1")], by_key[("matched", "hard", "top1")]
+    assert backward["difference"] == pytest.approx(-forward["difference"])
+    assert (backward["low"], backward["high"]) == pytest.approx((-forward["high"], -forward["low"]))

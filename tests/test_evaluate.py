@@ -175,12 +175,12 @@ def test_sweep_folder_evaluates_every_run_side_by_side(make_config, sweep, tmp_p
     assert "mean ± std over seeds" in summary and "im_seed1" in summary
     # paired comparisons to hard: one hard run, so no interval, but the difference of means is there
     comparisons = results["comparisons"]
-    assert comparisons["baseline"] == "hard" and {row["strategy"] for row in comparisons["rows"]} == {"im"}
+    assert comparisons["baselines"] == ["hard"] and {row["strategy"] for row in comparisons["rows"]} == {"im"}
     top1 = next(row for row in comparisons["rows"] if row["metric"] == "top1")
     assert top1["difference"] == pytest.approx(sum(pair) / 2 - results["models"]["hard_seed0"]["clean"]["top1"])
     assert top1["method"] == "none (one run)" and "## Paired differences to hard" in summary
-    assert (tmp_path / "run" / "comparisons.csv").read_text().count("\nim,") == len(comparisons["rows"])
-    assert (tmp_path / "run" / "plots" / "paired_differences.png").stat().st_size > 0
+    assert (tmp_path / "run" / "comparisons.csv").read_text().count("\nhard,im,") == len(comparisons["rows"])
+    assert (tmp_path / "run" / "plots" / "paired_differences_hard.png").stat().st_size > 0
 
     # the same seeded degradations whether a model is evaluated alone or next to others
     alone = run_evaluation(make_config, f"ckpt={sweep / '2_im_all_seed1'}", "names=[solo]", "plots=false",

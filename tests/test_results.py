@@ -90,6 +90,19 @@ def test_readme_block_is_rebuilt_from_the_study_alone(study):
     assert readme.read_text() == text
 
 
+def test_a_block_names_its_baselines(study):
+    readme = study.parent.parent.parent / "README.md"
+    readme.write_text("<!-- results:demo vs=im,hard,ls -->\n<!-- /results:demo -->\n")
+    results.rebuild_readme(readme, study.parent)
+    text = readme.read_text()
+    assert text.startswith("<!-- results:demo vs=im,hard,ls -->\n")
+    # ls has no runs: no table for it; im first, as the block asks
+    assert text.count("Difference to ") == 2 and text.index("Difference to im") < text.index("Difference to hard")
+    hard_to_im = [line for line in text.splitlines() if line.startswith("| hard |")][-1]
+    differences = [0.18, 0.12, 0.25]  # im - hard per seed
+    assert hard_to_im.split(" | ")[1].startswith(f"**{-100 * sum(differences) / 3:+.2f} [")
+
+
 def test_a_block_naming_a_missing_study_is_an_error(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:nowhere -->\n<!-- /results:nowhere -->\n")

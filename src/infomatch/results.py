@@ -26,7 +26,7 @@ from infomatch.evaluation.compare import compare, mean_interval, scalar_metrics
 from infomatch.evaluation.report import number_text
 
 EVALUATION_FILES = ("metrics.json", "metrics.csv", "summary.md", "comparisons.csv")
-KEPT_PLOTS = ("clean_metrics.png", "paired_differences.png", "corruptions_heatmap.png")
+KEPT_PLOTS = ("clean_metrics.png", "paired_differences*.png", "corruptions_heatmap.png")  # glob patterns
 # (scalar_metrics key, column heading, scale): the columns of both README tables
 COLUMNS = (
     ("top1", "top-1 %", 100), ("top5", "top-5 %", 100), ("nll", "NLL", 1), ("ece", "ECE", 1),
@@ -59,9 +59,9 @@ def collect(runs: Path, evaluation: Path, study: Path) -> list[Path]:
     for name in EVALUATION_FILES:
         if (evaluation / name).is_file():
             copied.append(Path(shutil.copy2(evaluation / name, target / name)))
-    for name in KEPT_PLOTS:
-        if (evaluation / "plots" / name).is_file():
-            copied.append(Path(shutil.copy2(evaluation / "plots" / name, target / "plots" / name)))
+    for pattern in KEPT_PLOTS:
+        for plot in sorted((evaluation / "plots").glob(pattern)):
+            copied.append(Path(shutil.copy2(plot, target / "plots" / plot.name)))
     return copied
 
 
@@ -122,8 +122,19 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", alignment, *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def study_markdown(study: Path, baseline: str = "hard", shown_as: str | None = None) -> str:
-    """The README block of one study: per-strategy mean ± 95% CI half-width, then paired differences to ``baseline``.
+def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], baseline: str) -> list[str]:
+    scales = {key: scale for key, _, scale in COLUMNS}
+    rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline)}
+    lines = ["", f"Difference to {baseline} (strategy − {baseline}) with its 95% interval (seed-paired t, or Welch "
+             "when the seeds differ); **bold**: the interval excludes 0 (separated from seed noise).", ""]
+    return lines + _table(["strategy", *(heading for key, heading, _ in COLUMNS if key in DIFFERENCE_COLUMNS)],
+                          [[strategy, *(_difference_cell(rows[strategy, key], scales[key]) for key in DIFFERENCE_COLUMNS)]
+                           for strategy in strategies if strategy != baseline])
+
+
+def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str | None = None) -> str:
+    """The README block of one study: per-strategy mean ± 95% CI half-width, then paired differences to each of
+    ``baselines`` that the study has.
 
     ``shown_as``: the study's path as the block names it (default: as given).
     """
@@ -136,30 +147,33 @@ def study_markdown(study: Path, baseline: str = "hard", shown_as: str | None = N
     lines += _table(["strategy", "seeds", *(heading for _, heading, _ in COLUMNS)],
                     [[strategy, str(group["n"]), *(_mean_cell(*group[key], scale) for key, _, scale in COLUMNS)]
                      for strategy, group in summary.items()])
-    if baseline in summary and len(summary) > 1:
-        scales = {key: scale for key, _, scale in COLUMNS}
-        rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline)}
-        strategies = [strategy for strategy in summary if strategy != baseline]
-        lines += ["", f"Difference to {baseline} (strategy − {baseline}) with its 95% interval (seed-paired t, or Welch "
-                  "when the seeds differ); **bold**: the interval excludes 0 (separated from seed noise).", ""]
-        lines += _table(["strategy", *(heading for key, heading, _ in COLUMNS if key in DIFFERENCE_COLUMNS)],
-                        [[strategy, *(_difference_cell(rows[strategy, key], scales[key]) for key in DIFFERENCE_COLUMNS)]
-                         for strategy in strategies])
+    if len(summary) > 1:
+        for baseline in (baseline for baseline in baselines if baseline in summary):
+            lines += _difference_table(models, list(summary), baseline)
     return "\n".join(lines)
 
 
+# <!-- results:<study> --> or <!-- results:<study> vs=hard,matched --> (the baselines of its difference tables)
+BLOCK_START = re.compile(r"<!-- results:([\w.-]+)(?: vs=([\w.,-]+))? -->")
+
+
 def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> list[str]:
-    """Replace each ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->`` block of ``readme``; returns the names."""
+    """Replace each results block of ``readme`` (``BLOCK_START`` ... ``<!-- /results:NAME -->``); returns the names.
+
+    ``baseline`` serves the blocks that name no ``vs=`` baselines.
+    """
     text = readme.read_text()
     rebuilt = []
-    for name in re.findall(r"<!-- results:([\w.-]+) -->", text):
+    for match in BLOCK_START.finditer(readme.read_text()):
+        name, start = match.group(1), match.group(0)
+        baselines = match.group(2).split(",") if match.group(2) else [baseline]
         study = results_root / name
         if not study.is_dir():
             raise UserError(f"{readme} has a results block for {name!r} but {study} does not exist")
         # named relative to the README, so the block reads the same whichever folder the command ran from
         shown_as = Path(os.path.relpath(study.resolve(), readme.resolve().parent)).as_posix()
-        block = f"<!-- results:{name} -->\n{study_markdown(study, baseline, shown_as)}\n<!-- /results:{name} -->"
-        pattern = re.compile(rf"<!-- results:{re.escape(name)} -->.*?<!-- /results:{re.escape(name)} -->", re.S)
+        block = f"{start}\n{study_markdown(study, baselines, shown_as)}\n<!-- /results:{name} -->"
+        pattern = re.compile(rf"{re.escape(start)}.*?<!-- /results:{re.escape(name)} -->", re.S)
         if not pattern.search(text):
             raise UserError(f"{readme}: the results block {name!r} has no closing <!-- /results:{name} --> line")
         text = pattern.sub(lambda _: block, text)
@@ -178,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     tables = commands.add_parser("tables", help="rebuild the README's results blocks from docs/results")
     tables.add_argument("--readme", type=Path, default=Path("README.md"))
     tables.add_argument("--results", type=Path, default=Path("docs/results"))
-    tables.add_argument("--baseline", default="hard", help="the strategy the paired differences are taken to")
+    tables.add_argument("--baseline", default="hard",
+                        help="the strategy the paired differences are taken to, in blocks that name no vs=...")
     args = parser.parse_args(argv)
     try:
         if args.command == "collect":

@@ -1,4 +1,5 @@
-"""Paired comparisons over seeds: each strategy's difference to a baseline strategy, per metric, with a 95% CI.
+"""Paired comparisons over seeds: each strategy's difference to one or more baseline strategies, per metric, with
+a 95% CI.
 
 When both strategies have runs for the same seeds (two or more), the seed-paired differences get a
 t-interval (the seed fixes the initialisation, data order and degradations both runs share); otherwise
@@ -75,7 +76,12 @@ def compare(models: dict[str, dict[str, Any]], baseline: str) -> list[dict[str, 
                 method = "Welch"
             else:
                 difference, low, high, method = float(np.mean(sample) - np.mean(base)), None, None, "none (one run)"
-            rows.append({"strategy": strategy, "metric": metric, "difference": difference, "low": low, "high": high,
+            rows.append({"baseline": baseline, "strategy": strategy, "metric": metric, "difference": difference, "low": low, "high": high,
                          "method": method, "n": len(sample), "n_baseline": len(base),
                          "separated": bool(low is not None and (low > 0 or high < 0))})
     return rows
+
+
+def compare_each(models: dict[str, dict[str, Any]], baselines: list[str]) -> list[dict[str, Any]]:
+    """:func:`compare` against every baseline in turn (e.g. hard, matched, schedule), rows one after the other."""
+    return [row for baseline in baselines for row in compare(models, baseline)]

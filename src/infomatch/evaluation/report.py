@@ -42,7 +42,7 @@ def write_csv(results: dict[str, Any], path: Path) -> None:
             writer.writerows(corruption_report.csv_rows(results))
 
 
-COMPARISON_COLUMNS = ("strategy", "metric", "difference", "low", "high", "method", "n", "n_baseline", "separated")
+COMPARISON_COLUMNS = ("baseline", "strategy", "metric", "difference", "low", "high", "method", "n", "n_baseline", "separated")
 
 
 def write_comparisons_csv(rows: list[dict], path: Path) -> None:
@@ -154,14 +154,18 @@ def _temperature_section(results: dict[str, Any]) -> list[str]:
 
 
 def _comparison_section(comparisons: dict[str, Any]) -> list[str]:
-    lines = [f"## Paired differences to {comparisons['baseline']} (strategy − {comparisons['baseline']})", "",
-             f"{comparisons['level']:.0%} confidence intervals: a t-interval on the seed-paired differences when both "
-             "strategies have the same seeds, Welch's interval otherwise. An interval that contains 0 is not "
-             "separated from seed noise. (ts): after temperature scaling; robust: mean over the robustness grid.", ""]
-    lines += _table(["strategy", "metric", "difference", "95% CI", "method", "n", "verdict"],
-                    [[row["strategy"], row["metric"], f"{row['difference']:+.4f}",
-                      "–" if row["low"] is None else f"[{row['low']:+.4f}, {row['high']:+.4f}]", row["method"],
-                      row["n"], verdict(row)] for row in comparisons["rows"]])
+    lines = []
+    for baseline in comparisons["baselines"]:
+        lines += [f"## Paired differences to {baseline} (strategy − {baseline})", "",
+                  f"{comparisons['level']:.0%} confidence intervals: a t-interval on the seed-paired differences when "
+                  "both strategies have the same seeds, Welch's interval otherwise. An interval that contains 0 is not "
+                  "separated from seed noise. (ts): after temperature scaling; robust: mean over the robustness grid.",
+                  ""]
+        lines += _table(["strategy", "metric", "difference", "95% CI", "method", "n", "verdict"],
+                        [[row["strategy"], row["metric"], f"{row['difference']:+.4f}",
+                          "–" if row["low"] is None else f"[{row['low']:+.4f}, {row['high']:+.4f}]", row["method"],
+                          row["n"], verdict(row)] for row in comparisons["rows"] if row["baseline"] == baseline])
+        lines.append("")
     return lines
 
 
@@ -213,9 +217,10 @@ def write_plots(results: dict[str, Any], folder: Path, aggregated: bool) -> None
 
     if "comparisons" in results:
         comparisons = results["comparisons"]
-        plots.forest(comparisons["rows"], folder / "paired_differences.png",
-                     f"Difference to {comparisons['baseline']}, {comparisons['level']:.0%} CI "
-                     "(filled: separated from 0)")
+        for baseline in comparisons["baselines"]:
+            plots.forest([row for row in comparisons["rows"] if row["baseline"] == baseline],
+                         folder / f"paired_differences_{baseline}.png",
+                         f"Difference to {baseline}, {comparisons['level']:.0%} CI (filled: separated from 0)")
 
     degradation = confidence["heatmap_type"]
     values = np.array([models[name]["confidence"][degradation] for name in names]).T

@@ -91,9 +91,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     types, settings = list(grid.types), grid.settings
     # built and checked before any scoring, so a wrong folder or file fails in seconds
     corruptions = instantiate(cfg.corruptions) if cfg.get("corruptions") else None
+    baselines = _as_list(cfg.get("compare_to"))
+    mce_baseline = baselines[0] if baselines else None  # the corruption errors (mCE) take the first
     if corruptions is not None:
         corruptions.check(images, labels)
-        check_baseline(cfg.get("compare_to"), [model.name for model in models], [model.strategy for model in models])
+        check_baseline(mce_baseline, [model.name for model in models], [model.strategy for model in models])
     log.info("evaluating %d model(s) on %d test images on %s", len(models), len(labels), device)
 
     results_by_model: dict[str, dict[str, Any]] = {}
@@ -142,15 +144,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if corruptions is not None:
         scores = corruption_scores(classifiers, names, corruptions, images, labels, cfg.seed, batch_size,
                                    datamodule.num_classes, cfg.ece_bins)
-        results["corruptions"] = corruption_results(scores, corruptions, results_by_model, cfg.get("compare_to"),
+        results["corruptions"] = corruption_results(scores, corruptions, results_by_model, mce_baseline,
                                                     len(labels))
     strategies = {model["strategy"] for model in results_by_model.values()}
-    if cfg.compare_to in strategies and len(strategies) > 1:
-        results["comparisons"] = {"baseline": cfg.compare_to, "level": compare.LEVEL,
-                                  "rows": compare.compare(results_by_model, cfg.compare_to)}
-    elif len(strategies) > 1:
-        log.info("compare_to=%s is none of the evaluated strategies (%s): no paired comparisons", cfg.compare_to,
-                 ", ".join(sorted(strategies)))
+    present = [baseline for baseline in baselines if baseline in strategies]
+    if len(strategies) > 1 and present != baselines:
+        log.info("compare_to: %s not among the evaluated strategies (%s): no paired comparisons to it",
+                 ", ".join(baseline for baseline in baselines if baseline not in present), ", ".join(sorted(strategies)))
+    if present and len(strategies) > 1:
+        results["comparisons"] = {"baselines": present, "level": compare.LEVEL,
+                                  "rows": compare.compare_each(results_by_model, present)}
     aggregated = (cfg.aggregate is True or cfg.aggregate == "auto"
                   and any(group["n"] > 1 for group in results["aggregate"].values()))
     output_dir = Path(cfg.paths.output_dir)
