@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
@@ -28,23 +29,33 @@ def _save(fig, path: Path) -> None:
 
 
 def reliability_diagram(name: str, reliability: dict, ece: float, path: Path) -> None:
-    """Accuracy per confidence bin against the diagonal, with the confidence histogram below."""
+    """Per confidence bin: the accuracy bar, the bin's mean confidence as a tick, and the gap between them shaded
+    red where the model is over-confident (confidence > accuracy) and blue where it is under-confident; the
+    histogram below gives each bin's image count."""
     edges = np.array(reliability["edges"])
     count = np.array(reliability["count"])
     accuracy, confidence = np.array(reliability["accuracy"]), np.array(reliability["confidence"])
     centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     filled = count > 0
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    top.bar(centers[filled], accuracy[filled], width[filled], color="tab:blue", edgecolor="black", label="Accuracy")
-    gap_bottom = np.minimum(accuracy, confidence)[filled]
-    top.bar(centers[filled], np.abs(confidence - accuracy)[filled], width[filled], bottom=gap_bottom,
-            color="tab:red", alpha=0.35, edgecolor="tab:red", hatch="//", label="Gap to mean confidence")
-    top.plot([0, 1], [0, 1], "k--", label="Perfect calibration")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 7.0), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    top.bar(centers[filled], accuracy[filled], width[filled], color="0.75", edgecolor="black", label="Accuracy")
+    for over, color, label in ((True, "tab:red", "Over-confident (conf > acc)"),
+                               (False, "tab:blue", "Under-confident (acc > conf)")):
+        chosen = filled & ((confidence > accuracy) if over else (confidence < accuracy))
+        if chosen.any():
+            low = np.minimum(accuracy, confidence)[chosen]
+            top.bar(centers[chosen], np.abs(confidence - accuracy)[chosen], width[chosen] * 0.6, bottom=low,
+                    color=color, alpha=0.45, edgecolor=color, label=label)
+    top.hlines(confidence[filled], (centers - width * 0.45)[filled], (centers + width * 0.45)[filled],
+               color="black", linewidth=2, label="Mean confidence in bin")
+    top.plot([0, 1], [0, 1], "k--", linewidth=1, label="Perfect calibration")
     top.set(xlim=(0, 1), ylim=(0, 1), ylabel="Accuracy in bin",
             title=f"Reliability: {name}\nECE = {ece:.4f} ({len(count)} bins, {count.sum()} images)")
-    top.legend(loc="upper left")
-    bottom.bar(centers, count / count.sum() * 100, width, color="tab:gray", edgecolor="black")
-    bottom.set(xlabel="Confidence (max softmax probability)", ylabel="Images (%)")
+    top.legend(loc="upper left", fontsize=8)
+    bars = bottom.bar(centers, count, width, color="tab:gray", edgecolor="black")
+    bottom.bar_label(bars, labels=[str(n) if n else "" for n in count], fontsize=7, padding=1)
+    bottom.set(xlabel="Confidence (max softmax probability)", ylabel="Images")
+    bottom.margins(y=0.25)
     _save(fig, path)
 
 
@@ -122,31 +133,53 @@ def heatmap(levels: list[float], names: list[str], values: np.ndarray, path: Pat
     _save(fig, path)
 
 
+# the forest plot's panels: (group, metric key, panel title, scale, unit); the full set is in comparisons.csv
+FOREST_PANELS = (
+    ("Accuracy", "top1", "Top-1", 100, "points"), ("Accuracy", "top5", "Top-5", 100, "points"),
+    ("Accuracy", "robust top1", "Top-1 under degradation", 100, "points"),
+    ("Calibration", "nll", "NLL", 1, "nats"), ("Calibration", "ece", "ECE", 1, ""),
+    ("Calibration", "confidence_gap", "Confidence − accuracy", 1, ""), ("Calibration", "temperature", "Temperature T", 1, ""),
+    ("After temperature scaling", "nll (ts)", "NLL", 1, "nats"), ("After temperature scaling", "ece (ts)", "ECE", 1, ""),
+    ("After temperature scaling", "robust nll (ts)", "NLL under degradation", 1, "nats"),
+)
+
+
 def forest(rows: list[dict], path: Path, title: str) -> None:
-    """One panel per metric: each strategy's difference to the baseline with its 95% CI; the dashed line is 0."""
-    metrics = list(dict.fromkeys(row["metric"] for row in rows))
+    """A panel per metric in FOREST_PANELS, a row of panels per group: each strategy's difference to the baseline
+    with its 95% CI (filled dot: the interval excludes 0); the dashed line is 0."""
+    by_key = {(row["metric"], row["strategy"]): row for row in rows}
     strategies = list(dict.fromkeys(row["strategy"] for row in rows))
     palette = colors(strategies)
-    columns = min(4, len(metrics))
-    grid_rows = math.ceil(len(metrics) / columns)
-    fig, axes = plt.subplots(grid_rows, columns, figsize=(3.6 * columns, 0.45 * len(strategies) * grid_rows + 1.6 * grid_rows),
-                             squeeze=False)
-    for axis in axes.flat[len(metrics):]:
-        axis.set_visible(False)
-    for axis, metric in zip(axes.flat, metrics):
-        for position, strategy in enumerate(strategies):
-            row = next((row for row in rows if row["metric"] == metric and row["strategy"] == strategy), None)
-            if row is None:
-                continue
-            color = palette[strategy]
-            if row["low"] is not None:
-                axis.plot([row["low"], row["high"]], [position, position], color=color, linewidth=2)
-            # filled: the interval excludes 0 (separated); open: not separated or no interval
-            axis.plot(row["difference"], position, "o", color=color,
-                      markerfacecolor=color if row["separated"] else "white")
-        axis.axvline(0, color="gray", linestyle="--", linewidth=1)
-        axis.set_yticks(range(len(strategies)), strategies)
-        axis.set_ylim(len(strategies) - 0.5, -0.5)
-        axis.set_title(metric, fontsize=10)
-    fig.suptitle(title)
-    _save(fig, path)
+    panels = [panel for panel in FOREST_PANELS if any((panel[1], strategy) in by_key for strategy in strategies)]
+    groups = list(dict.fromkeys(panel[0] for panel in panels))
+    columns = max(sum(panel[0] == group for panel in panels) for group in groups)
+    height = 0.32 * len(strategies) + 1.3
+    fig, axes = plt.subplots(len(groups), columns, figsize=(3.3 * columns, height * len(groups) + 0.8),
+                             squeeze=False, layout="constrained")
+    for group_index, group in enumerate(groups):
+        members = [panel for panel in panels if panel[0] == group]
+        for axis in axes[group_index, len(members):]:
+            axis.set_visible(False)
+        for column, (_, key, label, scale, unit) in enumerate(members):
+            axis = axes[group_index, column]
+            for position, strategy in enumerate(strategies):
+                row = by_key.get((key, strategy))
+                if row is None:
+                    continue
+                color = palette[strategy]
+                if row["low"] is not None:
+                    axis.plot([row["low"] * scale, row["high"] * scale], [position, position], color=color, linewidth=2)
+                axis.plot(row["difference"] * scale, position, "o", color=color,
+                          markerfacecolor=color if row["separated"] else "white")
+            axis.axvline(0, color="gray", linestyle="--", linewidth=1)
+            axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=4, symmetric=True))
+            axis.tick_params(axis="x", labelsize=8)
+            axis.set_yticks(range(len(strategies)), strategies if column == 0 else [""] * len(strategies))
+            axis.set_ylim(len(strategies) - 0.5, -0.5)
+            axis.set_title(label, fontsize=10)
+            axis.set_xlabel(f"difference ({unit})" if unit else "difference", fontsize=8)
+        axes[group_index, 0].set_ylabel(group, fontsize=10, fontweight="bold")
+    fig.suptitle(title, fontsize=11)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
