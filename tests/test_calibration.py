@@ -136,3 +136,20 @@ def test_compare_each_takes_every_baseline_in_turn():
     forward, backward = by_key[("hard", "matched", "top1")], by_key[("matched", "hard", "top1")]
     assert backward["difference"] == pytest.approx(-forward["difference"])
     assert (backward["low"], backward["high"]) == pytest.approx((-forward["high"], -forward["low"]))
+
+
+def test_summary_writes_accuracy_differences_in_points_and_skips_tables_without_intervals():
+    from infomatch.evaluation import report
+    models = {f"{strategy}_{seed}": model_result(strategy, seed, value)
+              for strategy, values in (("hard", [0.50, 0.52, 0.51]), ("im", [0.60, 0.63, 0.61]))
+              for seed, value in enumerate(values)}
+    models["ls_0"] = model_result("ls", 0, 0.55)
+    comparisons = {"baselines": ["hard", "ls"], "level": 0.95, "rows": compare.compare_each(models, ["hard", "ls"])}
+    lines = report._comparison_section(comparisons)
+    top1 = next(line for line in lines if line.startswith("| im | top1"))
+    low, high = compare.mean_interval([0.10, 0.11, 0.10])[1:]
+    assert top1.startswith(f"| im | top1 (points) | +10.33 | [{100 * low:+.2f}, {100 * high:+.2f}] | paired t")
+    assert next(line for line in lines if line.startswith("| im | nll |")).split(" | ")[2] == "+0.1033"
+    # ls has one run: its section says so in one line instead of rows of empty intervals
+    ls_section = lines[lines.index("## Paired differences to ls (strategy − ls)"):]
+    assert not any(line.startswith("| ") for line in ls_section) and "no intervals" in ls_section[2]

@@ -153,19 +153,32 @@ def _temperature_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+PERCENT_METRICS = ("top1", "top5", "robust top1")  # differences in percentage points, as the tables show them
+
+
+def _difference_cells(row: dict) -> list[str]:
+    scale = 100 if row["metric"] in PERCENT_METRICS else 1
+    interval = ("–" if row["low"] is None else
+                f"[{number_text(row['low'], scale, signed=True)}, {number_text(row['high'], scale, signed=True)}]")
+    return [row["strategy"], f"{row['metric']}{' (points)' if scale == 100 else ''}",
+            number_text(row["difference"], scale, signed=True), interval]
+
+
 def _comparison_section(comparisons: dict[str, Any]) -> list[str]:
     lines = []
     for baseline in comparisons["baselines"]:
-        lines += [f"## Paired differences to {baseline} (strategy − {baseline})", "",
-                  f"{comparisons['level']:.0%} confidence intervals: a t-interval on the seed-paired differences when "
+        rows = [row for row in comparisons["rows"] if row["baseline"] == baseline]
+        lines += [f"## Paired differences to {baseline} (strategy − {baseline})", ""]
+        if all(row["low"] is None for row in rows):  # one run per strategy: differences of single numbers
+            lines += [f"One run per strategy, so no intervals: see the tables above for the differences of single "
+                      f"models; evaluate several seeds per strategy for {comparisons['level']:.0%} intervals.", ""]
+            continue
+        lines += [f"{comparisons['level']:.0%} confidence intervals: a t-interval on the seed-paired differences when "
                   "both strategies have the same seeds, Welch's interval otherwise. An interval that contains 0 is not "
-                  "separated from seed noise. (ts): after temperature scaling; robust: mean over the robustness grid.",
-                  ""]
+                  "separated from seed noise. Accuracies in percentage points; (ts): after temperature scaling; "
+                  "robust: mean over the robustness grid.", ""]
         lines += _table(["strategy", "metric", "difference", "95% CI", "method", "n", "verdict"],
-                        [[row["strategy"], row["metric"], f"{row['difference']:+.4f}",
-                          "–" if row["low"] is None else f"[{row['low']:+.4f}, {row['high']:+.4f}]", row["method"],
-                          row["n"], verdict(row)] for row in comparisons["rows"] if row["baseline"] == baseline])
-        lines.append("")
+                        [[*_difference_cells(row), row["method"], row["n"], verdict(row)] for row in rows])
     return lines
 
 
