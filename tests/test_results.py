@@ -139,11 +139,13 @@ def test_collect_names_a_folder_without_runs(tmp_path):
         results.collect(tmp_path, tmp_path, tmp_path / "study")
 
 
-def test_the_readme_tables_are_what_docs_results_rebuild(tmp_path):
+@pytest.mark.parametrize("page", results.RESULT_PAGES, ids=str)
+def test_the_result_pages_are_what_docs_results_rebuild(tmp_path, page):
     repo = Path(__file__).resolve().parents[1]
-    readme = tmp_path / "README.md"
-    readme.write_text((repo / "README.md").read_text())
+    copy = tmp_path / page
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text((repo / page).read_text())
     shutil.copytree(repo / "docs" / "results", tmp_path / "docs" / "results")
-    results.rebuild_readme(readme, tmp_path / "docs" / "results")
-    assert readme.read_text() == (repo / "README.md").read_text(), \
-        "README results blocks differ from docs/results: run python -m infomatch.results tables"
+    results.rebuild_readme(copy, tmp_path / "docs" / "results")
+    assert copy.read_text() == (repo / page).read_text(), \
+        f"{page}'s results blocks differ from docs/results: run python -m infomatch.results tables"

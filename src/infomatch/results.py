@@ -1,7 +1,7 @@
 """Study results kept in git, and the README tables rebuilt from them alone.
 
   python -m infomatch.results collect outputs/multirun/<sweep> outputs/eval/<date> docs/results/<study>
-  python -m infomatch.results tables      # rewrite each study's block in README.md from docs/results/
+  python -m infomatch.results tables      # rewrite each study's block in README.md and docs/results.md
 
 A study folder holds ``runs/<run>/{config.yaml, metrics.json}`` (each run's resolved config and training
 metrics) and ``evaluations/<name>/`` (an evaluation's metrics.json, metrics.csv, summary.md, comparisons.csv
@@ -33,6 +33,7 @@ COLUMNS = (
     ("brier", "Brier", 1), ("confidence_gap", "conf − acc", 1), ("temperature", "T", 1),
     ("nll (ts)", "NLL (ts)", 1), ("ece (ts)", "ECE (ts)", 1), ("robust top1", "robust top-1 %", 100),
 )
+RESULT_PAGES = [Path("README.md"), Path("docs/results.md")]  # the pages whose results blocks `tables` rebuilds
 DIFFERENCE_COLUMNS = ("top1", "nll", "ece", "nll (ts)", "ece (ts)", "robust top1")
 
 
@@ -189,8 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     gather.add_argument("runs", type=Path, help="a sweep folder (outputs/multirun/<date>) or one run folder")
     gather.add_argument("evaluation", type=Path, help="the folder evaluate.py wrote for those runs")
     gather.add_argument("study", type=Path, help="docs/results/<study>")
-    tables = commands.add_parser("tables", help="rebuild the README's results blocks from docs/results")
-    tables.add_argument("--readme", type=Path, default=Path("README.md"))
+    tables = commands.add_parser("tables", help="rebuild the results blocks of README.md and docs/results.md")
+    tables.add_argument("--pages", type=Path, nargs="+", default=RESULT_PAGES, help="markdown files to rebuild")
     tables.add_argument("--results", type=Path, default=Path("docs/results"))
     tables.add_argument("--baseline", default="hard",
                         help="the strategy the paired differences are taken to, in blocks that name no vs=...")
@@ -200,8 +201,9 @@ def main(argv: list[str] | None = None) -> None:
             copied = collect(args.runs, args.evaluation, args.study)
             print(f"copied {len(copied)} files into {args.study}")
         else:
-            names = rebuild_readme(args.readme, args.results, args.baseline)
-            print(f"rebuilt {len(names)} results blocks in {args.readme}: {', '.join(names) or 'none'}")
+            for page in args.pages:
+                names = rebuild_readme(page, args.results, args.baseline)
+                print(f"rebuilt {len(names)} results blocks in {page}: {', '.join(names) or 'none'}")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
