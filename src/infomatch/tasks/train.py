@@ -32,7 +32,7 @@ USER_ERRORS = (UserError, FloatingPointError)
 
 # loggers that need a package beyond the base install: (modules that provide it, pip extra naming it)
 LOGGER_PACKAGES = {
-    "TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard"),
+    "TensorBoardLogger": (("tensorboard", "tensorboardX"), "trackers"),
     "MLFlowLogger": (("mlflow",), "trackers"),
     "WandbLogger": (("wandb",), "trackers"),
 }
