@@ -160,3 +160,14 @@ def test_compiled_network_trains_to_the_eager_loss(make_config, tmp_path):
     # the compiled channels_last convolutions sum in another order: float rounding, amplified by two training steps,
     # moves the NLL by ~5e-4 relative; a wrong compiled graph moves it by far more
     assert losses["true"] == pytest.approx(losses["false"], rel=2e-3)
+
+
+def test_run_time_estimate_reads_as_a_person_would_say_it():
+    from infomatch.callbacks import duration_text, run_time_estimate
+    assert [duration_text(s) for s in (42, 750, 3 * 3600 + 1800, 3 * 86400)] == ["42 s", "12.5 min", "3.5 h", "3.0 days"]
+    # 352 steps of 7.7 s: 45 min an epoch, 100 epochs = 3.1 days; on a CPU that earns the hint
+    line = run_time_estimate(7.7, 352, 100, on_cpu=True)
+    assert line.startswith("expected training time: 45.2 min per epoch x 100 epochs = 3.1 days")
+    assert "experiment=cpu_study" in line
+    assert "cpu_study" not in run_time_estimate(7.7, 352, 100, on_cpu=False)
+    assert "cpu_study" not in run_time_estimate(0.5, 352, 8, on_cpu=True)

@@ -88,3 +88,56 @@ def requeue_slurm_job() -> None:
         log.info("requeued SLURM job %s", job)
     else:
         log.warning("could not requeue SLURM job %s: %s", job, result.stderr.strip())
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as a person reads it: 42 s, 12.5 min, 3.4 h, 2.9 days."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def run_time_estimate(seconds_per_step: float, steps_per_epoch: int, epochs_left: int, on_cpu: bool) -> str:
+    """The line RunTimeEstimate logs: training time per epoch and for the rest of the run, with a hint when a
+    CPU would need more than a working day."""
+    epoch = seconds_per_step * steps_per_epoch
+    total = epoch * epochs_left
+    line = (f"expected training time: {duration_text(epoch)} per epoch x {epochs_left} epochs = {duration_text(total)} "
+            f"(validation not included; {seconds_per_step:.2f} s per step)")
+    if on_cpu and total > 8 * 3600:
+        line += (". That is long for a CPU: experiment=cpu_study (width 16, 8 epochs) gives a real result in "
+                 "minutes to hours, and the full protocol wants a GPU")
+    return line
+
+
+class RunTimeEstimate(L.Callback):
+    """Logs the expected training time once ``measure_steps`` steps after the first ``warmup_steps`` have run
+    (the first steps pay for allocation and warm-up), so a run that would take days says so in its first minute."""
+
+    def __init__(self, warmup_steps: int = 3, measure_steps: int = 10) -> None:
+        self.warmup_steps, self.measure_steps = warmup_steps, measure_steps
+        self._steps = 0
+        self._start: float | None = None
+        self._done = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._steps, self._start, self._done = 0, None, False
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self._done:
+            return
+        self._steps += 1
+        if self._steps == self.warmup_steps:
+            self._start = time.perf_counter()
+        elif self._start is not None and self._steps == self.warmup_steps + self.measure_steps:
+            self._done = True
+            seconds_per_step = (time.perf_counter() - self._start) / self.measure_steps
+            steps = trainer.num_training_batches
+            if trainer.is_global_zero and isinstance(steps, int) and trainer.max_epochs:
+                epochs_left = trainer.max_epochs - trainer.current_epoch
+                on_cpu = trainer.strategy.root_device.type == "cpu"
+                log.info(run_time_estimate(seconds_per_step, steps, epochs_left, on_cpu))
