@@ -171,3 +171,27 @@ def test_run_time_estimate_reads_as_a_person_would_say_it():
     assert "experiment=cpu_study" in line
     assert "cpu_study" not in run_time_estimate(7.7, 352, 100, on_cpu=False)
     assert "cpu_study" not in run_time_estimate(0.5, 352, 8, on_cpu=True)
+
+
+def test_run_header_and_footer_say_what_ran_and_what_comes_next():
+    from infomatch.console import run_footer, run_header
+    header = run_header({"labels": "im", "augment": "all"}, {"epochs": 8, "batch": 128}, 176_123, "outputs/runs/x")
+    assert header.splitlines() == ["labels=im augment=all", "  epochs 8, batch 128, 176 K parameters",
+                                   "  run folder: outputs/runs/x"]
+    results = {"epochs": 8, "fit_seconds": 600.0,
+               "test": {"test/top1": 0.123456, "test/nll": 3.987654, "test/ece": 0.0123456}}
+    footer = run_footer(results, "outputs/runs/x").splitlines()
+    assert footer[0] == "finished 8 epochs in 10.0 min; test (best checkpoint): top-1 12.35%, NLL 3.988, ECE 0.01235"
+    assert footer[2] == "  next: python evaluate.py ckpt=outputs/runs/x"
+
+
+def test_known_lightning_noise_is_filtered_by_message_only():
+    import warnings
+    from infomatch.console import quiet_known_noise
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_known_noise()
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", DeprecationWarning)
+        warnings.warn("The number of training batches (6) is smaller than the logging interval Trainer(...)")
+        warnings.warn("something new about the run")
+    assert [str(warning.message) for warning in caught] == ["something new about the run"]

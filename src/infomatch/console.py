@@ -27,3 +27,45 @@ def tidy_lightning_logging() -> None:
             logger.propagate = True
     # the tips are logged by rank_zero_info, from this logger
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
+
+
+# Lightning and PyTorch messages that say nothing about the user's run, matched by message (never by category,
+# so a new warning still shows): the pytree deprecation inside Lightning, the model summary's bf16 note (the
+# summary is replaced by run_header), and the logging-interval note of runs shorter than one logging interval
+KNOWN_NOISE = (
+    r".*isinstance\(treespec, LeafSpec\)",
+    r"Precision .* is not supported by the model summary",
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+)
+
+
+def quiet_known_noise() -> None:
+    import warnings
+
+    for message in KNOWN_NOISE:
+        warnings.filterwarnings("ignore", message=message)
+
+
+def parameter_text(count: int) -> str:
+    return f"{count / 1e6:.2f} M" if count >= 1e6 else f"{count / 1e3:.0f} K"
+
+
+def run_header(choices: dict[str, str], settings: dict[str, object], parameters: int, output_dir: str) -> str:
+    """The block a run prints at start: its config group choices, the key settings, the model size, the run folder."""
+    groups = " ".join(f"{group}={option}" for group, option in choices.items())
+    values = ", ".join(f"{key} {value}" for key, value in settings.items())
+    return f"{groups}\n  {values}, {parameter_text(parameters)} parameters\n  run folder: {output_dir}"
+
+
+def run_footer(results: dict, output_dir: str) -> str:
+    """The closing block: test (else validation) top-1, NLL and ECE in 4 significant digits, and what to run next."""
+    split = "test" if results.get("test") else "val"
+    metrics = results.get(split) or {}
+    shown = ", ".join(f"{label} {metrics[f'{split}/{key}'] * scale:.4g}{unit}"
+                      for key, label, scale, unit in (("top1", "top-1", 100, "%"), ("nll", "NLL", 1, ""),
+                                                      ("ece", "ECE", 1, ""))
+                      if f"{split}/{key}" in metrics)
+    return (f"finished {results.get('epochs', '?')} epochs in {results.get('fit_seconds', 0) / 60:.1f} min; "
+            f"{split} ({'best checkpoint' if split == 'test' else 'last epoch'}): {shown}\n"
+            f"  run folder: {output_dir}\n"
+            f"  next: python evaluate.py ckpt={output_dir}")
