@@ -18,6 +18,7 @@ from infomatch.checks import SettingError, check_choice, check_integer, is_numbe
 from infomatch.checkpointing import load_plain
 from infomatch.errors import ConfigError, UnsafeCheckpointError
 from infomatch.run_folders import resumed_run_dir
+from infomatch.trusted import trusted_run_config
 
 # settings that may differ between an interrupted run and its resumption: where files go and what is logged
 NOT_COMPARED_ON_RESUME = ("resume", "run_name", "paths", "logger", "callbacks", "test", "trainer.default_root_dir",
@@ -145,7 +146,9 @@ def _original_command(checkpoint: Path) -> str:
     overrides_file = run / ".hydra" / "overrides.yaml" if run is not None else None
     if overrides_file is None or not overrides_file.is_file():
         return ""
-    overrides = [item for item in OmegaConf.load(overrides_file) if not str(item).startswith("resume=")]
+    # as written: the file's interpolations are not resolved (resolvers create folders)
+    written = OmegaConf.to_container(OmegaConf.load(overrides_file), resolve=False)
+    overrides = [item for item in written if not str(item).startswith("resume=")]
     return f" The run was started with: python train.py {' '.join(overrides)}".rstrip() + "."
 
 
@@ -180,10 +183,10 @@ def check_resume(cfg: DictConfig, checkpoint_dir: Path) -> Path | None:
                           "truncated, corrupt or not a checkpoint. Resume from another checkpoint of the run, "
                           "or start a new run.") from error
     stored = checkpoint.get("infomatch_config") if isinstance(checkpoint, dict) else None
-    if stored is None or "loops" not in checkpoint:
+    if not isinstance(stored, dict) or "loops" not in checkpoint:
         raise ConfigError(f"resume={resume}: not a training checkpoint written by train.py (no training state or "
                           "run config in it); it cannot be resumed.")
-    before = _compared(_flatten(stored))
+    before = _compared(_flatten(trusted_run_config(stored, f"resume={resume}")))
     now = _compared(_flatten(OmegaConf.to_container(cfg, resolve=True)))
     differences = [f"{key}: {before.get(key, '(absent)')} in the checkpoint, {now.get(key, '(absent)')} now"
                    for key in sorted(before.keys() | now.keys()) if before.get(key) != now.get(key)]

@@ -1,7 +1,8 @@
 """Find and load the checkpoints to evaluate: training checkpoints, run folders, sweep folders, reference state dicts.
 
 Every problem a user can cause (wrong path, truncated file, weights that do not fit the saved config)
-raises ``CheckpointError`` naming the file and what is wrong.
+raises ``CheckpointError`` naming the file and what is wrong. A checkpoint's stored config is data: the model
+and the labels strategy are rebuilt only from infomatch's own classes (:mod:`infomatch.trusted`).
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import get_class, instantiate
+import torch
 from torch import Tensor, nn
 
 from infomatch.checkpointing import load_plain
+from infomatch.checks import is_integer
 from infomatch.data import cifar100
-from infomatch.errors import CheckpointError, UnsafeCheckpointError
+from infomatch.errors import CheckpointError, ConfigError, UnsafeCheckpointError
 from infomatch.failures import FAILED_FILE, read_failure
 from infomatch.models import NormalizedClassifier, ResNet18
+from infomatch.trusted import build, trusted_run_config
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ class LoadedModel:
     path: Path
     classifier: NormalizedClassifier
     data: dict[str, Any] | None = None  # the training run's data settings; None for reference state dicts
+    weights_finite: bool = True  # False: a parameter or buffer holds NaN or inf
 
     @property
     def num_classes(self) -> int:
@@ -119,14 +123,6 @@ def _load_weights(path: Path, net: nn.Module, state: dict[str, Tensor], describe
     net.load_state_dict(state)
 
 
-def strategy_name(labels_target: str) -> str:
-    """Short name of a labels strategy (hard, ls, im) from its class, or the class name for unknown classes."""
-    try:
-        return get_class(labels_target).name
-    except Exception:  # strategies from packages not installed here still get a readable name
-        return labels_target.rsplit(".", 1)[-1].lower()
-
-
 def _from_training(path: Path, checkpoint: dict[str, Any]) -> LoadedModel:
     config = checkpoint.get("infomatch_config")
     normalization = checkpoint.get("infomatch_normalization")
@@ -134,19 +130,29 @@ def _from_training(path: Path, checkpoint: dict[str, Any]) -> LoadedModel:
     if not complete or not isinstance(normalization, dict):
         raise CheckpointError(f"{path}: Lightning checkpoint without the infomatch training config and "
                               "normalization (written by an older or another training script)")
-    model_config = config["model"]
-    try:
-        net = instantiate(model_config)
-    except Exception as error:
-        raise CheckpointError(f"{path}: cannot build the model its config describes ({model_config}): {error}") from error
+    config = trusted_run_config(config, path)
+    seed = config["seed"]
+    if not is_integer(seed):  # it becomes part of the model's name, and so of file names
+        raise CheckpointError(f"{path}: its stored seed {seed!r} is not an integer (train.py stores the run's seed); "
+                              "the file was changed after training")
+    built = {}
+    for group in ("model", "labels"):
+        try:
+            built[group] = build(config[group], group, path)
+        except UnsafeCheckpointError:
+            raise
+        except Exception as error:  # settings this version's constructor does not accept
+            raise CheckpointError(f"{path}: cannot build the {group} its config describes ({config[group]}): "
+                                  f"{error}") from error
+    net, labels = built["model"], built["labels"]
     state = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items() if key.startswith("net.")}
-    settings = ", ".join(f"{key}={value}" for key, value in model_config.items() if key != "_target_")
+    settings = ", ".join(f"{key}={value}" for key, value in config["model"].items() if key != "_target_")
     _load_weights(path, net, state, f"in its config ({settings})")
-    strategy = strategy_name(config["labels"]["_target_"])
-    measure = config["labels"].get("measure", "nmi")
+    strategy = labels.name
+    measure = getattr(labels, "measure", "nmi")
     if measure != "nmi":  # IM with another measure is another strategy to compare, e.g. im_ssim
         strategy = f"{strategy}_{measure}"
-    return LoadedModel(f"{strategy}_seed{config['seed']}", strategy, config["seed"], path,
+    return LoadedModel(f"{strategy}_seed{seed}", strategy, seed, path,
                        NormalizedClassifier(net, normalization["mean"], normalization["std"]), config.get("data"))
 
 
@@ -161,6 +167,12 @@ def _from_reference(path: Path, state: dict[str, Tensor]) -> LoadedModel:
     return LoadedModel(path.stem, path.stem, None, path, classifier)
 
 
+def _non_finite(module: nn.Module) -> list[str]:
+    """The parameters and buffers of ``module`` holding NaN or inf."""
+    return [name for name, value in module.state_dict().items()
+            if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+
+
 def load_model(path: Path) -> LoadedModel:
     checkpoint = _read(path)
     if "state_dict" in checkpoint:
@@ -171,18 +183,34 @@ def load_model(path: Path) -> LoadedModel:
         raise CheckpointError(f"{path}: neither a training checkpoint (state_dict) nor a reference state dict "
                               f"(model_state_dict); top-level keys: {sorted(checkpoint)[:10]}")
     model.classifier.eval()
+    non_finite = _non_finite(model.classifier)
+    if non_finite:
+        model.weights_finite = False
+        log.warning("%s: %d parameters or buffers hold NaN or inf (%s%s); its results are not meaningful and "
+                    "metrics.json marks it with weights_finite: false", path, len(non_finite),
+                    ", ".join(non_finite[:3]), " ..." if len(non_finite) > 3 else "")
     return model
+
+
+def _check_name(name: str, setting: str) -> None:
+    """Model names become parts of file names (plots/reliability_<name>.png): none may lead out of its folder."""
+    if not name.strip() or name in (".", "..") or any(char in name for char in "/\\\0"):
+        raise ConfigError(f"{setting}={name!r}: a model name becomes part of file names, so it may not be empty, "
+                          "'.' or '..', nor hold '/', '\\' or a NUL character; e.g. names=[baseline,ours]")
 
 
 def load_models(paths: list[str], names: list[str] | None = None) -> list[LoadedModel]:
     """Load every checkpoint; names override the automatic ones, duplicates get a numeric suffix."""
+    names = [str(name) for name in names or []]
+    for index, name in enumerate(names):
+        _check_name(name, f"names[{index}]")
     models = [load_model(path) for path in resolve_checkpoints(paths)]
     if names:
         if len(names) != len(models):
             raise CheckpointError(f"names has {len(names)} entries but {len(models)} checkpoints were found: "
                                   + ", ".join(str(model.path) for model in models))
         for model, name in zip(models, names):
-            model.name = str(name)
+            model.name = name
     seen: dict[str, int] = {}
     for model in models:
         seen[model.name] = seen.get(model.name, 0) + 1

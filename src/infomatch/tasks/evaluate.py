@@ -106,6 +106,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         calibrated = clean_metrics(logits / temperature, labels, cfg.ece_bins)
         results_by_model[model.name] = {
             "checkpoint": str(model.path), "strategy": model.strategy, "seed": model.seed,
+            "weights_finite": model.weights_finite,
             "clean": clean_metrics(logits, labels, cfg.ece_bins),
             "reliability": reliability_bins(logits, labels, cfg.ece_bins),
             "temperature": temperature,
