@@ -28,7 +28,7 @@ class CheckpointError(EvaluationError):
 
 
 class UnsafeCheckpointError(UserError):
-    """A checkpoint holds pickled objects that would run code when loaded; it is never loaded."""
+    """A checkpoint holds pickled objects, or a stored config naming code, that would run when loaded; it is never loaded."""
 
 
 class RunInterrupted(UserError):
