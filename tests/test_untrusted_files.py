@@ -11,12 +11,14 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 
 from conftest import CONFIGS, ROOT, compose_config
@@ -170,6 +172,27 @@ def test_a_moved_class_is_found_through_the_table_of_old_paths(trained, make_con
         torch.testing.assert_close(load_model(path).classifier(images),
                                    load_model(trained / "last.ckpt").classifier(images), rtol=0, atol=0)
     assert check_resume(cfg, tmp_path / "run" / "checkpoints") == path  # the same config as today's
+
+
+def test_resume_refuses_checkpoint_callback_states_naming_files_outside_their_folder(trained, make_config, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("kept")
+    checkpoint = torch.load(trained / "last.ckpt", map_location="cpu", weights_only=True)
+    key, state = next((key, state) for key, state in checkpoint["callbacks"].items() if "best_k_models" in state)
+    outside = f"{state['dirpath']}/../../../{victim.relative_to(tmp_path.parent)}"
+    state.update(best_k_models={outside: torch.tensor(-1.0)}, kth_best_model_path=outside, kth_value=torch.tensor(-1.0))
+    # Lightning's own guard lets the path through: it would delete it when a better checkpoint replaces it
+    callback = ModelCheckpoint(dirpath=state["dirpath"], monitor="val/top1", mode="max", save_top_k=1)
+    callback.load_state_dict(state)
+    assert callback._should_remove_checkpoint(SimpleNamespace(ckpt_path=None), callback.kth_best_model_path,
+                                              f"{state['dirpath']}/best_epoch001.ckpt")
+    assert Path(outside).resolve() == victim
+    path = tmp_path / "crafted.ckpt"
+    torch.save(checkpoint, path)
+    with pytest.raises(UnsafeCheckpointError, match="not a file in the run's checkpoint folder") as refused:
+        train(make_config(*TINY, "test=false", f"resume={path}"))
+    assert f"resume={path}" in str(refused.value) and outside in str(refused.value)
+    assert victim.read_text() == "kept"
 
 
 def test_the_trusted_classes_are_exactly_the_project_configs_targets():

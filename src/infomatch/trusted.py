@@ -5,7 +5,8 @@ config read from a file never does: Hydra would call any importable function its
 (``pathlib.Path.write_text``, ``builtins.open``, ...), import any module and resolve interpolations. Here each
 ``_target_`` of the groups below must be one of that group's classes (an old path is first translated by
 ``MOVED_TARGETS``), Hydra's own keys (``_args_``, ``_partial_``, ``_convert_``, ...) are refused, and objects
-are built by calling the class with the plain values, so nothing else is imported or run.
+are built by calling the class with the plain values, so nothing else is imported or run. Likewise the file
+names in a checkpoint's callback state must be files of its own checkpoint folder.
 """
 
 from __future__ import annotations
@@ -83,3 +84,23 @@ def build(config: Any, group: str, source: str | Path) -> Any:
     if not isinstance(config, dict) or "_target_" not in config:
         raise _refuse(source, group, "names no class (_target_)")
     return _construct(_checked(config, group, group, source), group)
+
+
+# the entries of a ModelCheckpoint state naming files: Lightning deletes or reads them once a run resumes
+_CHECKPOINT_FILE_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+
+def check_checkpoint_files(checkpoint: dict[str, Any], source: str | Path) -> None:
+    """Refuse callback states that name files outside their own checkpoint folder (``<folder>/../x`` passes
+    Lightning's own check, and it would delete that file when a better checkpoint replaces it)."""
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if not isinstance(state, dict) or "dirpath" not in state:
+            continue
+        folder = Path(str(state["dirpath"]))
+        named = [state.get(key) for key in _CHECKPOINT_FILE_KEYS] + list(state.get("best_k_models") or {})
+        for file in (Path(str(name)) for name in named if name):
+            if ".." in folder.parts or file.parent != folder or file.name in ("", ".", ".."):
+                raise UnsafeCheckpointError(
+                    f"{source}: its checkpoint callback state names {str(file)!r} as a checkpoint of the run, which "
+                    f"is not a file in the run's checkpoint folder {str(folder)!r}; resuming would let Lightning "
+                    "delete or read that file, so the checkpoint is not used. Only resume checkpoints you trust.")

@@ -18,7 +18,7 @@ from infomatch.checks import SettingError, check_choice, check_integer, is_numbe
 from infomatch.checkpointing import load_plain
 from infomatch.errors import ConfigError, UnsafeCheckpointError
 from infomatch.run_folders import resumed_run_dir
-from infomatch.trusted import trusted_run_config
+from infomatch.trusted import check_checkpoint_files, trusted_run_config
 
 # settings that may differ between an interrupted run and its resumption: where files go and what is logged
 NOT_COMPARED_ON_RESUME = ("resume", "run_name", "paths", "logger", "callbacks", "test", "trainer.default_root_dir",
@@ -186,6 +186,7 @@ def check_resume(cfg: DictConfig, checkpoint_dir: Path) -> Path | None:
     if not isinstance(stored, dict) or "loops" not in checkpoint:
         raise ConfigError(f"resume={resume}: not a training checkpoint written by train.py (no training state or "
                           "run config in it); it cannot be resumed.")
+    check_checkpoint_files(checkpoint, f"resume={resume}")
     before = _compared(_flatten(trusted_run_config(stored, f"resume={resume}")))
     now = _compared(_flatten(OmegaConf.to_container(cfg, resolve=True)))
     differences = [f"{key}: {before.get(key, '(absent)')} in the checkpoint, {now.get(key, '(absent)')} now"
