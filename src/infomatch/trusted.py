@@ -39,8 +39,8 @@ MOVED_TARGETS: dict[str, str] = {}
 def _refuse(source: str | Path, where: str, problem: str) -> UnsafeCheckpointError:
     return UnsafeCheckpointError(
         f"{source}: its stored config {where} {problem}, so nothing is built from it: a config read from a file "
-        "may only name infomatch's own classes, with plain settings. Only load checkpoints you trust; infomatch "
-        "writes its run config unchanged.")
+        "may only name infomatch's own classes, with plain settings. Only load checkpoints you trust; train.py "
+        "stores the run config as it composed it.")
 
 
 def _checked(node: Any, group: str, where: str, source: str | Path) -> Any:
@@ -98,9 +98,10 @@ def check_checkpoint_files(checkpoint: dict[str, Any], source: str | Path) -> No
             continue
         folder = Path(str(state["dirpath"]))
         named = [state.get(key) for key in _CHECKPOINT_FILE_KEYS] + list(state.get("best_k_models") or {})
-        for file in (Path(str(name)) for name in named if name):
-            if ".." in folder.parts or file.parent != folder or file.name in ("", ".", ".."):
+        for name in filter(None, named):
+            file = Path(str(name))
+            if ".." in folder.parts or file.parent != folder or file.name in ("", ".."):
                 raise UnsafeCheckpointError(
-                    f"{source}: its checkpoint callback state names {str(file)!r} as a checkpoint of the run, which "
+                    f"{source}: its checkpoint callback state names {str(name)!r} as a checkpoint of the run, which "
                     f"is not a file in the run's checkpoint folder {str(folder)!r}; resuming would let Lightning "
                     "delete or read that file, so the checkpoint is not used. Only resume checkpoints you trust.")
