@@ -5,17 +5,19 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
+from infomatch.checkpointing import AtomicCheckpointIO, atomic_write, load_plain
 from infomatch.data.stage import TrainingStage
 from infomatch.errors import ConfigError, RunInterrupted, UserError
 from infomatch.failures import in_sweep
@@ -140,11 +142,30 @@ def _plain(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
+def _checkpoint_epoch(path: Path) -> int:
+    """The epoch a training checkpoint was written at the end of (memory-mapped: the weights are not read)."""
+    return int(load_plain(path, mmap=True)["epoch"])
+
+
+def _resume_command(last: Path) -> str:
+    """This run's command line with ``resume=<last>`` in place of any resume it had."""
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    kept = [shlex.quote(item) for item in overrides if not item.startswith("resume=")]
+    return " ".join(["python train.py", *kept, shlex.quote(f"resume={last}")])
+
+
 def _stopped_message(what: str, last: Path) -> str:
     if not last.is_file():
         return f"{what}, before its first epoch ended; there is no checkpoint to continue from, so start it again."
-    return (f"{what}; {last} holds the run up to its last finished epoch. To continue, run the same command with "
-            f"resume={last}, or with resume=auto if it names this folder (run_name=..., or a requeued sweep job).")
+    return (f"{what}; {last} holds the run up to the end of epoch {_checkpoint_epoch(last)}, and the rest is trained "
+            f"again. To continue: {_resume_command(last)} (or the same command with resume=auto if it names this "
+            "folder: run_name=..., or a requeued sweep job).")
+
+
+def _kept_checkpoint_note(last: Path) -> str:
+    if not last.is_file():
+        return "No checkpoint had been written yet."
+    return f"The last good checkpoint is kept: {last} (end of epoch {_checkpoint_epoch(last)})."
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -157,7 +178,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     validate_train_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    checkpoint_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
+    checkpoint_dir = OmegaConf.select(cfg, "callbacks.last_checkpoint.dirpath", default=None)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints"
     resume = check_resume(cfg, checkpoint_dir)  # also: the config is the one the folder's run was trained with
     if str(cfg.get("resume")) == "auto" and (output_dir / "metrics.json").is_file():
@@ -186,10 +207,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     fit_start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-    except FloatingPointError as error:
-        last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback is not None else ""
-        kept = f"The last good checkpoint is kept: {last}." if last else "No checkpoint had been written yet."
-        raise FloatingPointError(f"{error} {kept}") from error
+    except FloatingPointError as error:  # the module never lets a non-finite step's weights into a checkpoint
+        raise FloatingPointError(f"{error} {_kept_checkpoint_note(checkpoint_dir / 'last.ckpt')}") from error
     except (RunInterrupted, SIGTERMException) as stop:  # Lightning's own: SIGTERM during validation
         what = (str(stop) if isinstance(stop, RunInterrupted) else
                 f"training stopped by SIGTERM at epoch {trainer.current_epoch} (global step {trainer.global_step})")
@@ -203,7 +222,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
     results["best_checkpoint"] = best_path
-    results["last_checkpoint"] = checkpoint.last_model_path if checkpoint is not None else ""
+    last = checkpoint_dir / "last.ckpt"
+    results["last_checkpoint"] = str(last) if last.is_file() else ""
     if checkpoint is not None and checkpoint.best_model_score is not None:
         results["best_val_top1"] = float(checkpoint.best_model_score)
     if cfg.get("test"):
