@@ -21,6 +21,7 @@ from infomatch.checkpointing import AtomicCheckpointIO, atomic_write, load_plain
 from infomatch.data.stage import TrainingStage
 from infomatch.errors import ConfigError, RunInterrupted, UserError
 from infomatch.failures import in_sweep
+from infomatch.loggers import HISTORY_LOGGERS
 from infomatch.memory import keep_freed_memory
 from infomatch.module import InfoMatchModule
 from infomatch.validation import check_distributed, check_new_output, check_resume, validate_train_config
@@ -39,9 +40,13 @@ LOGGER_PACKAGES = {
 }
 
 
-def build_loggers(cfg: DictConfig) -> list:
+def build_loggers(cfg: DictConfig, resume_step: int | None = None) -> list:
     """The chosen loggers; TensorBoard (part of the default) is skipped with a note when not installed, while
-    a missing package for a logger chosen on purpose (mlflow, wandb) is a ConfigError naming the pip extra."""
+    a missing package for a logger chosen on purpose (mlflow, wandb) is a ConfigError naming the pip extra.
+
+    ``resume_step``: the global step of the checkpoint a resumed run continues from; our CSV and TensorBoard
+    loggers then keep the run's history before it (Lightning's would delete the CSV).
+    """
     loggers = []
     for name, logger_cfg in (cfg.get("logger") or {}).items():
         kind = str(logger_cfg._target_).rsplit(".", 1)[-1]
@@ -52,7 +57,10 @@ def build_loggers(cfg: DictConfig) -> list:
                 continue
             raise ConfigError(f"logger {name} needs the {modules[0]} package, which is not installed: "
                               f"pip install -e '.[{extra}]' (or drop it from logger=...)")
-        loggers.append(instantiate(logger_cfg))
+        logger = instantiate(logger_cfg)
+        if resume_step is not None and isinstance(logger, HISTORY_LOGGERS):
+            logger.continue_from(resume_step)
+        loggers.append(logger)
     return loggers
 
 
@@ -142,9 +150,12 @@ def _plain(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
-def _checkpoint_epoch(path: Path) -> int:
-    """The epoch a training checkpoint was written at the end of (memory-mapped: the weights are not read)."""
-    return int(load_plain(path, mmap=True)["epoch"])
+def _checkpoint_value(path: Path, key: str) -> int:
+    """``epoch`` (the one it was written at the end of) or ``global_step`` of a training checkpoint.
+
+    Memory-mapped: the weights are not read.
+    """
+    return int(load_plain(path, mmap=True)[key])
 
 
 def _resume_command(last: Path) -> str:
@@ -157,15 +168,16 @@ def _resume_command(last: Path) -> str:
 def _stopped_message(what: str, last: Path) -> str:
     if not last.is_file():
         return f"{what}, before its first epoch ended; there is no checkpoint to continue from, so start it again."
-    return (f"{what}; {last} holds the run up to the end of epoch {_checkpoint_epoch(last)}, and the rest is trained "
-            f"again. To continue: {_resume_command(last)} (or the same command with resume=auto if it names this "
-            "folder: run_name=..., or a requeued sweep job).")
+    epoch = _checkpoint_value(last, "epoch")
+    return (f"{what}; {last} holds the run up to the end of epoch {epoch}, where a continued run starts. To "
+            f"continue: {_resume_command(last)} (or the same command with resume=auto if it names this folder: "
+            "run_name=..., or a requeued sweep job).")
 
 
 def _kept_checkpoint_note(last: Path) -> str:
     if not last.is_file():
         return "No checkpoint had been written yet."
-    return f"The last good checkpoint is kept: {last} (end of epoch {_checkpoint_epoch(last)})."
+    return f"The last good checkpoint is kept: {last} (end of epoch {_checkpoint_value(last, 'epoch')})."
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -192,8 +204,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     keep_freed_memory()
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
+    resume_step = _checkpoint_value(resume, "global_step") if resume is not None else None
     trainer: L.Trainer = instantiate(lightning_trainer_config(cfg.trainer),
-                                     callbacks=build_callbacks(cfg), logger=build_loggers(cfg),
+                                     callbacks=build_callbacks(cfg), logger=build_loggers(cfg, resume_step),
                                      plugins=[AtomicCheckpointIO()])
     # a sweep job whose ranks Lightning starts by re-running the command would re-run the sweep; under SLURM (or
     # torchrun) the cluster starts the ranks, there is no launcher and each sweep job is one DDP run
@@ -212,7 +225,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except (RunInterrupted, SIGTERMException) as stop:  # Lightning's own: SIGTERM during validation
         what = (str(stop) if isinstance(stop, RunInterrupted) else
                 f"training stopped by SIGTERM at epoch {trainer.current_epoch} (global step {trainer.global_step})")
-        raise RunInterrupted(_stopped_message(what, checkpoint_dir / "last.ckpt")) from None
+        stopped = type(stop) if isinstance(stop, RunInterrupted) else RunInterrupted
+        raise stopped(_stopped_message(what, checkpoint_dir / "last.ckpt")) from None
     results: dict[str, Any] = {"val": _plain(trainer.callback_metrics), "epochs": trainer.current_epoch,
                                "fit_seconds": time.perf_counter() - fit_start}
     results["val"] = {name: value for name, value in results["val"].items() if name.startswith("val/")}
