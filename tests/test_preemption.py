@@ -3,6 +3,7 @@ metrics, and checkpoints that would run code when loaded. Tiny models on synthet
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -17,9 +18,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import ROOT, start_until_marker
+from conftest import ROOT, compose_config, start_until_marker
 from infomatch.callbacks import StopOnSignal
-from infomatch.errors import ConfigError, UnsafeCheckpointError
+from infomatch.errors import ConfigError, RunInterrupted, UnsafeCheckpointError
 from infomatch.evaluation.loading import load_model
 from infomatch.tasks.train import train
 from infomatch.validation import check_resume
@@ -41,6 +42,34 @@ class WaitForSignal(L.Callback):
         stop = next(callback for callback in trainer.callbacks if isinstance(callback, StopOnSignal))
         while stop.received is None and not trainer.received_sigterm and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+class SignalSelf(L.Callback):
+    """After the first batch of ``epoch``, sends this process ``signal_name`` (as a scheduler or Ctrl-C would)."""
+
+    def __init__(self, epoch: int, signal_name: str) -> None:
+        self.epoch = epoch
+        self.signal = signal.Signals[signal_name]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == 0:
+            os.kill(os.getpid(), self.signal)
+
+
+def csv_rows(run: Path) -> list[dict[str, str]]:
+    """metrics.csv without the wall-clock column, which no two runs share."""
+    with open(run / "csv" / "metrics.csv", newline="") as file:
+        return [{key: value for key, value in row.items() if key != "time/epoch_s"} for row in csv.DictReader(file)]
+
+
+def tensorboard_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) of each logged scalar as TensorBoard shows them, without the wall clock and the placeholder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+            if tag not in ("time/epoch_s", "hp_metric")}
 
 
 def write_marker(path: str) -> str:
@@ -71,6 +100,24 @@ def test_resume_auto_starts_fresh_then_reports_a_finished_run_without_training(m
     assert (run / "metrics.json").stat().st_mtime_ns == written
     with pytest.raises(ConfigError, match="seed: 0 in the checkpoint, 1 now"):  # not another run's results
         train(make_config(*TINY, "resume=auto", "seed=1"))
+
+
+@pytest.mark.slow
+def test_resumed_run_keeps_the_whole_csv_and_tensorboard_history(make_config, tmp_path):
+    pytest.importorskip("tensorboard")
+    overrides = [*TINY, "trainer.max_epochs=3", "logger=[csv,tensorboard]", "test=false"]
+    stop = ["+callbacks.stop._target_=test_preemption.SignalSelf", "+callbacks.stop.epoch=2",
+            "+callbacks.stop.signal_name=SIGTERM"]
+    with pytest.raises(RunInterrupted, match="training stopped by SIGTERM at epoch 2"):
+        train(make_config(*overrides, *stop))  # epoch 2's first batch is logged, then lost with the stop
+    assert any(row["epoch"] == "2" for row in csv_rows(tmp_path / "run"))
+    train(make_config(*overrides, "resume=auto"))  # from the end of epoch 1
+    uninterrupted = compose_config(overrides, tmp_path / "uninterrupted")
+    train(uninterrupted)
+    resumed_rows, uninterrupted_rows = csv_rows(tmp_path / "run"), csv_rows(tmp_path / "uninterrupted")
+    assert {row["epoch"] for row in uninterrupted_rows} >= {"0", "1", "2"}
+    assert resumed_rows == uninterrupted_rows
+    assert tensorboard_scalars(tmp_path / "run") == tensorboard_scalars(tmp_path / "uninterrupted")
 
 
 def test_run_name_gives_a_fixed_folder_and_rejects_names_that_break_overrides(tmp_path):
