@@ -132,6 +132,36 @@ def test_run_name_gives_a_fixed_folder_and_rejects_names_that_break_overrides(tm
     assert [path.name for path in (tmp_path / "outputs" / "runs").iterdir()] == ["fixed"]
 
 
+def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.slow
+def test_second_run_on_a_busy_run_name_is_refused_and_changes_nothing(tmp_path):
+    marker = tmp_path / "waiting"
+    wait = ["+callbacks.wait._target_=test_preemption.WaitForSignal", "+callbacks.wait.epoch=0",
+            f"+callbacks.wait.marker={marker}"]
+    log = tmp_path / "first_run.log"
+    first = start_until_marker(train_py(*TINY, "run_name=shared", *wait), tmp_path, subprocess_env(), log, marker)
+    run = tmp_path / "outputs" / "runs" / "shared"
+    try:
+        before = folder_state(run)
+        second = run_train(*TINY, "run_name=shared", "resume=auto", cwd=tmp_path)
+        assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr[-3000:]
+        assert second.stderr.strip().startswith(f"error: the run folder {run} is in use by another run "
+                                                f"(pid {first.pid} on ")
+        assert folder_state(run) == before  # no failed.json, log or .hydra files of the refused run
+        assert first.poll() is None
+    finally:
+        first.kill()  # a crash: the OS releases the lock
+        first.wait(timeout=60)
+    taken = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from infomatch.run_folders "
+                            "import lock_run_dir; lock_run_dir(Path(sys.argv[1]))", str(run)],
+                           env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert taken.returncode == 0, taken.stderr
+
+
 # ---- stopped by a signal ------------------------------------------------------------------------
 
 @pytest.mark.slow
