@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import signal
 import stat
 import subprocess
@@ -24,7 +25,7 @@ from infomatch.errors import ConfigError, RunInterrupted, UnsafeCheckpointError
 from infomatch.evaluation.loading import load_model
 from infomatch.tasks.train import train
 from infomatch.validation import check_resume
-from test_reliability import TINY, assert_one_paragraph_error, run_train, subprocess_env, train_py
+from test_reliability import EARLY_BEST, TINY, assert_one_paragraph_error, run_train, subprocess_env, train_py
 
 
 class WaitForSignal(L.Callback):
@@ -165,10 +166,12 @@ def test_second_run_on_a_busy_run_name_is_refused_and_changes_nothing(tmp_path):
 # ---- stopped by a signal ------------------------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signal_name", ["SIGUSR1", "SIGTERM"])
+@pytest.mark.parametrize("signal_name", ["SIGUSR1", "SIGTERM", "SIGINT"])  # SIGINT: Ctrl-C
 def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metrics(tmp_path, make_config,
                                                                                    signal_name):
-    overrides = [*TINY, "labels=im", "augment=all", "trainer.max_epochs=3", "run_name=job", "resume=auto"]
+    # the best epoch is the first: last.ckpt must still hold the last finished one
+    overrides = [*TINY, *EARLY_BEST, "labels=im", "augment=all", "trainer.max_epochs=3", "run_name=job",
+                 "resume=auto"]
     # a stand-in for SLURM's scontrol: records the requeue request
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -177,12 +180,12 @@ def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metr
     scontrol.chmod(scontrol.stat().st_mode | stat.S_IEXEC)
     env = {**subprocess_env(), "SLURM_JOB_ID": "4242", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     marker = tmp_path / "waiting"
-    wait = ["+callbacks.wait._target_=test_preemption.WaitForSignal", "+callbacks.wait.epoch=1",
+    wait = ["+callbacks.wait._target_=test_preemption.WaitForSignal", "+callbacks.wait.epoch=2",
             f"+callbacks.wait.marker={marker}"]
     log = tmp_path / "stopped_run.log"
     process = start_until_marker(train_py(*overrides, *wait), tmp_path, env, log, marker)
     try:
-        process.send_signal(signal.Signals[signal_name])  # mid-epoch 2: one of its two batches done
+        process.send_signal(signal.Signals[signal_name])  # mid-epoch 3: one of its two batches done
         assert process.wait(timeout=120) == 1
     finally:
         process.kill()
@@ -191,9 +194,15 @@ def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metr
     assert len(errors) == 1 and "Traceback" not in log.read_text()
     run = tmp_path / "outputs" / "runs" / "job"
     last = run / "checkpoints" / "last.ckpt"
-    assert errors[0].startswith(f"error: training stopped by {signal_name} at epoch 1")
-    assert f"{last} holds the run up to its last finished epoch" in errors[0]
-    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 0
+    assert errors[0].startswith(f"error: training stopped by {signal_name} at epoch 2")
+    assert f"{last} holds the run up to the end of epoch 1" in errors[0]
+    command = [shlex.quote(item) for item in (*overrides, *wait) if not item.startswith("resume=")]
+    assert f"To continue: python train.py {' '.join(command)} resume={last} " in errors[0]
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 1
+    assert (run / "checkpoints" / "best_epoch000.ckpt").is_file()
+    record = json.loads((run / "failed.json").read_text())
+    assert record == {"error": errors[0].removeprefix("error: "), "overrides": [*overrides, *wait],
+                      "type": "StoppedByUser" if signal_name == "SIGINT" else "RunInterrupted"}
     assert not list(run.rglob("hpc_ckpt_*.ckpt")) and not (run / "metrics.json").exists()
     requeued = (tmp_path / "scontrol.log").read_text().split() if (tmp_path / "scontrol.log").exists() else []
     assert requeued == (["requeue", "4242"] if signal_name == "SIGUSR1" else [])
@@ -203,6 +212,7 @@ def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metr
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Restoring states from the checkpoint path at {last}" in resumed.stdout + resumed.stderr
     assert [path.name for path in (tmp_path / "outputs" / "runs").iterdir()] == ["job"]
+    assert not (run / "failed.json").exists()
     after_resume = json.loads((run / "metrics.json").read_text())
     uninterrupted = train(make_config(*overrides[:-2]))
     for key in ("val", "test", "best_val_top1", "epochs"):
