@@ -157,10 +157,9 @@ def test_second_run_on_a_busy_run_name_is_refused_and_changes_nothing(tmp_path):
     finally:
         first.kill()  # a crash: the OS releases the lock
         first.wait(timeout=60)
-    taken = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from infomatch.run_folders "
-                            "import lock_run_dir; lock_run_dir(Path(sys.argv[1]))", str(run)],
-                           env=subprocess_env(), capture_output=True, text=True, timeout=120)
-    assert taken.returncode == 0, taken.stderr
+    take_lock = "import sys; from pathlib import Path; from infomatch.run_folders import lock_run_dir; " \
+                "lock_run_dir(Path(sys.argv[1]))"
+    subprocess.run([sys.executable, "-c", take_lock, str(run)], env=subprocess_env(), check=True, timeout=120)
 
 
 # ---- stopped by a signal ------------------------------------------------------------------------

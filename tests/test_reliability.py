@@ -306,6 +306,10 @@ def test_new_run_refuses_a_folder_holding_an_earlier_runs_checkpoints(make_confi
     assert f"resume={earlier}" in str(raised.value)
     assert earlier.read_bytes() == b"an earlier run's checkpoint"
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["checkpoints"]
+    earlier.rename(earlier.with_name("best_epoch004.ckpt"))  # no last.ckpt: the advice names what is there
+    with pytest.raises(ConfigError, match="already holds an earlier run's results") as raised:
+        train(make_config(*TINY))
+    assert f"resume={earlier.with_name('best_epoch004.ckpt')};" in str(raised.value) and "last.ckpt" not in str(raised.value)
 
 
 class FrozenClock(datetime):

@@ -126,7 +126,8 @@ def lock_run_dir(folder: Path) -> None:
     folder = Path(folder).resolve()
     if folder in _held_locks:
         return
-    handle = open(folder / LOCK_FILE, "a+")  # not "w": that would erase the holder's pid before the lock is tried
+    # kept open (no with-block) while the process lives; "a+", not "w", which would erase the holder's pid
+    handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
