@@ -131,7 +131,7 @@ class InfoMatchModule(L.LightningModule):
         if broken:
             shown = ", ".join(broken[:5]) + (f" and {len(broken) - 5} more" if len(broken) > 5 else "")
             raise FloatingPointError(
-                f"non-finite weights (inf or nan in {shown}) at epoch {self.current_epoch}, global step "
+                f"non-finite parameters or buffers (inf or nan in {shown}) at epoch {self.current_epoch}, global step "
                 f"{self.global_step}; stopping without writing them to a checkpoint. Try a lower optimizer.lr.")
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
