@@ -3,8 +3,10 @@ metrics, and checkpoints that would run code when loaded. Tiny models on synthet
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import shlex
 import signal
 import stat
 import subprocess
@@ -17,13 +19,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import ROOT, start_until_marker
+from conftest import ROOT, compose_config, start_until_marker
 from infomatch.callbacks import StopOnSignal
-from infomatch.errors import ConfigError, UnsafeCheckpointError
+from infomatch.errors import ConfigError, RunInterrupted, UnsafeCheckpointError
 from infomatch.evaluation.loading import load_model
 from infomatch.tasks.train import train
 from infomatch.validation import check_resume
-from test_reliability import TINY, assert_one_paragraph_error, run_train, subprocess_env, train_py
+from test_reliability import EARLY_BEST, TINY, assert_one_paragraph_error, run_train, subprocess_env, train_py
 
 
 class WaitForSignal(L.Callback):
@@ -41,6 +43,34 @@ class WaitForSignal(L.Callback):
         stop = next(callback for callback in trainer.callbacks if isinstance(callback, StopOnSignal))
         while stop.received is None and not trainer.received_sigterm and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+class SignalSelf(L.Callback):
+    """After the first batch of ``epoch``, sends this process ``signal_name`` (as a scheduler or Ctrl-C would)."""
+
+    def __init__(self, epoch: int, signal_name: str) -> None:
+        self.epoch = epoch
+        self.signal = signal.Signals[signal_name]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == 0:
+            os.kill(os.getpid(), self.signal)
+
+
+def csv_rows(run: Path) -> list[dict[str, str]]:
+    """metrics.csv without the wall-clock column, which no two runs share."""
+    with open(run / "csv" / "metrics.csv", newline="") as file:
+        return [{key: value for key, value in row.items() if key != "time/epoch_s"} for row in csv.DictReader(file)]
+
+
+def tensorboard_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) of each logged scalar as TensorBoard shows them, without the wall clock and the placeholder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+            if tag not in ("time/epoch_s", "hp_metric")}
 
 
 def write_marker(path: str) -> str:
@@ -73,6 +103,24 @@ def test_resume_auto_starts_fresh_then_reports_a_finished_run_without_training(m
         train(make_config(*TINY, "resume=auto", "seed=1"))
 
 
+@pytest.mark.slow
+def test_resumed_run_keeps_the_whole_csv_and_tensorboard_history(make_config, tmp_path):
+    pytest.importorskip("tensorboard")
+    overrides = [*TINY, "trainer.max_epochs=3", "logger=[csv,tensorboard]", "test=false"]
+    stop = ["+callbacks.stop._target_=test_preemption.SignalSelf", "+callbacks.stop.epoch=2",
+            "+callbacks.stop.signal_name=SIGTERM"]
+    with pytest.raises(RunInterrupted, match="training stopped by SIGTERM at epoch 2"):
+        train(make_config(*overrides, *stop))  # epoch 2's first batch is logged, then lost with the stop
+    assert any(row["epoch"] == "2" for row in csv_rows(tmp_path / "run"))
+    train(make_config(*overrides, "resume=auto"))  # from the end of epoch 1
+    uninterrupted = compose_config(overrides, tmp_path / "uninterrupted")
+    train(uninterrupted)
+    resumed_rows, uninterrupted_rows = csv_rows(tmp_path / "run"), csv_rows(tmp_path / "uninterrupted")
+    assert {row["epoch"] for row in uninterrupted_rows} >= {"0", "1", "2"}
+    assert resumed_rows == uninterrupted_rows
+    assert tensorboard_scalars(tmp_path / "run") == tensorboard_scalars(tmp_path / "uninterrupted")
+
+
 def test_run_name_gives_a_fixed_folder_and_rejects_names_that_break_overrides(tmp_path):
     result = run_train(*TINY, "run_name=fixed", "+trainer.limit_train_batches=1", "test=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -85,13 +133,44 @@ def test_run_name_gives_a_fixed_folder_and_rejects_names_that_break_overrides(tm
     assert [path.name for path in (tmp_path / "outputs" / "runs").iterdir()] == ["fixed"]
 
 
+def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.slow
+def test_second_run_on_a_busy_run_name_is_refused_and_changes_nothing(tmp_path):
+    marker = tmp_path / "waiting"
+    wait = ["+callbacks.wait._target_=test_preemption.WaitForSignal", "+callbacks.wait.epoch=0",
+            f"+callbacks.wait.marker={marker}"]
+    log = tmp_path / "first_run.log"
+    first = start_until_marker(train_py(*TINY, "run_name=shared", *wait), tmp_path, subprocess_env(), log, marker)
+    run = tmp_path / "outputs" / "runs" / "shared"
+    try:
+        before = folder_state(run)
+        second = run_train(*TINY, "run_name=shared", "resume=auto", cwd=tmp_path)
+        assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr[-3000:]
+        assert second.stderr.strip().startswith(f"error: the run folder {run} is in use by another run "
+                                                f"(pid {first.pid} on ")
+        assert folder_state(run) == before  # no failed.json, log or .hydra files of the refused run
+        assert first.poll() is None
+    finally:
+        first.kill()  # a crash: the OS releases the lock
+        first.wait(timeout=60)
+    take_lock = "import sys; from pathlib import Path; from infomatch.run_folders import lock_run_dir; " \
+                "lock_run_dir(Path(sys.argv[1]))"
+    subprocess.run([sys.executable, "-c", take_lock, str(run)], env=subprocess_env(), check=True, timeout=120)
+
+
 # ---- stopped by a signal ------------------------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signal_name", ["SIGUSR1", "SIGTERM"])
+@pytest.mark.parametrize("signal_name", ["SIGUSR1", "SIGTERM", "SIGINT"])  # SIGINT: Ctrl-C
 def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metrics(tmp_path, make_config,
                                                                                    signal_name):
-    overrides = [*TINY, "labels=im", "augment=all", "trainer.max_epochs=3", "run_name=job", "resume=auto"]
+    # the best epoch is the first: last.ckpt must still hold the last finished one
+    overrides = [*TINY, *EARLY_BEST, "labels=im", "augment=all", "trainer.max_epochs=3", "run_name=job",
+                 "resume=auto"]
     # a stand-in for SLURM's scontrol: records the requeue request
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -100,12 +179,12 @@ def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metr
     scontrol.chmod(scontrol.stat().st_mode | stat.S_IEXEC)
     env = {**subprocess_env(), "SLURM_JOB_ID": "4242", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     marker = tmp_path / "waiting"
-    wait = ["+callbacks.wait._target_=test_preemption.WaitForSignal", "+callbacks.wait.epoch=1",
+    wait = ["+callbacks.wait._target_=test_preemption.WaitForSignal", "+callbacks.wait.epoch=2",
             f"+callbacks.wait.marker={marker}"]
     log = tmp_path / "stopped_run.log"
     process = start_until_marker(train_py(*overrides, *wait), tmp_path, env, log, marker)
     try:
-        process.send_signal(signal.Signals[signal_name])  # mid-epoch 2: one of its two batches done
+        process.send_signal(signal.Signals[signal_name])  # mid-epoch 3: one of its two batches done
         assert process.wait(timeout=120) == 1
     finally:
         process.kill()
@@ -114,9 +193,15 @@ def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metr
     assert len(errors) == 1 and "Traceback" not in log.read_text()
     run = tmp_path / "outputs" / "runs" / "job"
     last = run / "checkpoints" / "last.ckpt"
-    assert errors[0].startswith(f"error: training stopped by {signal_name} at epoch 1")
-    assert f"{last} holds the run up to its last finished epoch" in errors[0]
-    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 0
+    assert errors[0].startswith(f"error: training stopped by {signal_name} at epoch 2")
+    assert f"{last} holds the run up to the end of epoch 1" in errors[0]
+    command = [shlex.quote(item) for item in (*overrides, *wait) if not item.startswith("resume=")]
+    assert f"To continue: python train.py {' '.join(command)} resume={last} " in errors[0]
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 1
+    assert (run / "checkpoints" / "best_epoch000.ckpt").is_file()
+    record = json.loads((run / "failed.json").read_text())
+    assert record == {"error": errors[0].removeprefix("error: "), "overrides": [*overrides, *wait],
+                      "type": "StoppedByUser" if signal_name == "SIGINT" else "RunInterrupted"}
     assert not list(run.rglob("hpc_ckpt_*.ckpt")) and not (run / "metrics.json").exists()
     requeued = (tmp_path / "scontrol.log").read_text().split() if (tmp_path / "scontrol.log").exists() else []
     assert requeued == (["requeue", "4242"] if signal_name == "SIGUSR1" else [])
@@ -126,6 +211,7 @@ def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metr
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Restoring states from the checkpoint path at {last}" in resumed.stdout + resumed.stderr
     assert [path.name for path in (tmp_path / "outputs" / "runs").iterdir()] == ["job"]
+    assert not (run / "failed.json").exists()
     after_resume = json.loads((run / "metrics.json").read_text())
     uninterrupted = train(make_config(*overrides[:-2]))
     for key in ("val", "test", "best_val_top1", "epochs"):

@@ -49,6 +49,30 @@ class PauseMidEpoch(L.Callback):
             time.sleep(600)
 
 
+class EarlyBest(L.Callback):
+    """Logs ``val/early_best`` = -epoch: monitored by the best checkpoint, the first epoch is the best one."""
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        pl_module.log("val/early_best", -float(trainer.current_epoch))
+
+
+# the best checkpoint is epoch 0's; last.ckpt must still follow every epoch
+EARLY_BEST = ["+callbacks.early_best._target_=test_reliability.EarlyBest",
+              "callbacks.model_checkpoint.monitor=val/early_best"]
+
+
+class PlantInfInRunningVar(L.Callback):
+    """After the first batch of ``epoch``, sets one BatchNorm running variance to inf (the loss stays finite)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == 0:
+            norm = next(module for module in pl_module.modules() if isinstance(module, torch.nn.BatchNorm2d))
+            norm.running_var[0] = float("inf")
+
+
 class ScrambleGlobalRandomness(L.Callback):
     """Reseeds torch's global generator before every batch: results that do not change never drew from it."""
 
@@ -244,6 +268,35 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+def test_last_checkpoint_is_written_every_epoch_when_the_best_epoch_is_earlier(make_config, tmp_path):
+    results = train(make_config(*TINY, *EARLY_BEST, "trainer.max_epochs=3", "test=false"))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    last = checkpoints / "last.ckpt"
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["best_epoch000.ckpt", "last.ckpt"]
+    assert results["best_checkpoint"] == str(checkpoints / "best_epoch000.ckpt")
+    assert results["last_checkpoint"] == str(last)
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    assert (saved["epoch"], saved["global_step"]) == (2, 6)  # 3 epochs of 2 batches
+    assert check_resume(make_config(*TINY, *EARLY_BEST, "trainer.max_epochs=3", "resume=auto"), checkpoints) == last
+
+
+def test_diverged_batchnorm_statistics_are_never_checkpointed(make_config, tmp_path):
+    plant = ["+callbacks.plant._target_=test_reliability.PlantInfInRunningVar", "+callbacks.plant.epoch=1"]
+    with pytest.raises(FloatingPointError, match=r"non-finite parameters or buffers \(inf or nan in "
+                                                 r"net\.[\w.]*running_var\) at epoch 1, global step 4") as raised:
+        train(make_config(*TINY, *plant, "trainer.max_epochs=3"))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    last = checkpoints / "last.ckpt"
+    assert f"The last good checkpoint is kept: {last} (end of epoch 0)" in str(raised.value)
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["best_epoch000.ckpt", "last.ckpt"]
+    for path in checkpoints.iterdir():
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        assert checkpoint["epoch"] == 0
+        assert all(torch.isfinite(tensor).all() for tensor in checkpoint["state_dict"].values()
+                   if tensor.is_floating_point())
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
 def test_new_run_refuses_a_folder_holding_an_earlier_runs_checkpoints(make_config, tmp_path):
     earlier = tmp_path / "run" / "checkpoints" / "last.ckpt"
     earlier.parent.mkdir(parents=True)
@@ -253,6 +306,10 @@ def test_new_run_refuses_a_folder_holding_an_earlier_runs_checkpoints(make_confi
     assert f"resume={earlier}" in str(raised.value)
     assert earlier.read_bytes() == b"an earlier run's checkpoint"
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["checkpoints"]
+    earlier.rename(earlier.with_name("best_epoch004.ckpt"))  # no last.ckpt: the advice names what is there
+    with pytest.raises(ConfigError, match="already holds an earlier run's results") as raised:
+        train(make_config(*TINY))
+    assert f"resume={earlier.with_name('best_epoch004.ckpt')};" in str(raised.value) and "last.ckpt" not in str(raised.value)
 
 
 class FrozenClock(datetime):

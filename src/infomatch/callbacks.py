@@ -12,7 +12,7 @@ from typing import Any
 
 import lightning as L
 
-from infomatch.errors import RunInterrupted
+from infomatch.errors import RunInterrupted, StoppedByUser
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +32,33 @@ class EpochTimer(L.Callback):
 
 
 class StopOnSignal(L.Callback):
-    """Stops training before the next batch once the process gets one of ``signals`` (preemption, time limit).
+    """Stops training before the next batch once the process gets one of ``signals`` (preemption, time limit, Ctrl-C).
 
     The run continues exactly from its last end-of-epoch ``last.ckpt`` (written atomically), so nothing is saved
     here: a mid-epoch checkpoint could not be resumed exactly (the epoch's batch order and running means are not
     in it). On ``requeue_signal`` inside a SLURM job, rank 0 also requeues the job (``scontrol requeue``), which
     reruns the same command; with ``resume=auto`` it continues from ``last.ckpt``. Installing our handler
     before Lightning's keeps Lightning's SLURM handler (a mid-epoch ``hpc_ckpt_N.ckpt``) from being installed.
+    A second Ctrl-C (SIGINT) stops at once, as Python's own handler does.
     """
 
-    def __init__(self, signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1"), requeue_signal: str | None = "SIGUSR1") -> None:
+    def __init__(self, signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1", "SIGINT"),
+                 requeue_signal: str | None = "SIGUSR1") -> None:
         self.signals = [signal.Signals[name] for name in signals]
         self.requeue_signal = signal.Signals[requeue_signal] if requeue_signal else None
         self.received: signal.Signals | None = None
         self._previous: dict[signal.Signals, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        repeated = self.received is not None
         self.received = signal.Signals(signum)
-        log.info("received %s: stopping before the next training batch", self.received.name)
         previous = self._previous.get(self.received)
+        if previous is signal.default_int_handler:  # Ctrl-C: Python's handler raises KeyboardInterrupt
+            if repeated:
+                previous(signum, frame)
+            log.warning("received SIGINT: stopping before the next training batch (Ctrl-C again stops at once)")
+            return
+        log.info("received %s: stopping before the next training batch", self.received.name)
         if callable(previous):  # e.g. submitit's, which logs and leaves the requeue to its own signal (SIGUSR2)
             previous(signum, frame)
 
@@ -69,8 +77,9 @@ class StopOnSignal(L.Callback):
             return
         if self.received == self.requeue_signal and trainer.is_global_zero:
             requeue_slurm_job()
-        raise RunInterrupted(f"training stopped by {self.received.name} at epoch {trainer.current_epoch} "
-                             f"(global step {trainer.global_step})")
+        stopped = StoppedByUser if self.received == signal.SIGINT else RunInterrupted
+        raise stopped(f"training stopped by {self.received.name} at epoch {trainer.current_epoch} "
+                      f"(global step {trainer.global_step})")
 
 
 def requeue_slurm_job() -> None:

@@ -33,3 +33,7 @@ class UnsafeCheckpointError(UserError):
 
 class RunInterrupted(UserError):
     """Training was stopped by a signal (preemption, time limit); the message says how to continue."""
+
+
+class StoppedByUser(RunInterrupted):
+    """Training was stopped by Ctrl-C: recorded like any stop, and it ends a sweep too."""

@@ -21,6 +21,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from infomatch.errors import StoppedByUser
+
 log = logging.getLogger(__name__)
 
 FAILED_FILE = "failed.json"
@@ -81,7 +83,7 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
         if HydraConfig.initialized():
             record["overrides"] = list(HydraConfig.get().overrides.task)
         path = write_failure(run_dir, record)
-        if not in_sweep():
+        if not in_sweep() or isinstance(error, StoppedByUser):  # Ctrl-C stops a sweep, not just its job
             if isinstance(error, user_errors):
                 # the message names the setting or file and the fix; a traceback would only bury it
                 print(f"error: {error}", file=sys.stderr)

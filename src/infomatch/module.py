@@ -118,6 +118,22 @@ class InfoMatchModule(L.LightningModule):
                 f"non-finite training loss ({self._non_finite_loss.item()}) at epoch {epoch}, global step {step}; "
                 "stopping. Try a lower optimizer.lr.")
 
+    def check_finite_weights(self) -> None:
+        """Raise FloatingPointError naming the parameters and buffers holding inf or nan.
+
+        A diverging step can leave the loss finite while a BatchNorm running variance overflows (training
+        normalises with the batch's statistics, evaluation with the running ones).
+        """
+        tensors = [(name, tensor) for name, tensor in (*self.named_parameters(), *self.named_buffers())
+                   if tensor.is_floating_point()]
+        finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in tensors]).tolist()  # one device sync
+        broken = [name for (name, _), ok in zip(tensors, finite) if not ok]
+        if broken:
+            shown = ", ".join(broken[:5]) + (f" and {len(broken) - 5} more" if len(broken) > 5 else "")
+            raise FloatingPointError(
+                f"non-finite parameters or buffers (inf or nan in {shown}) at epoch {self.current_epoch}, global step "
+                f"{self.global_step}; stopping without writing them to a checkpoint. Try a lower optimizer.lr.")
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if (batch_idx + 1) % self.non_finite_check_every == 0:
             self.check_non_finite()
@@ -164,6 +180,7 @@ class InfoMatchModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.check_non_finite()  # never write weights that a non-finite step produced
+        self.check_finite_weights()
         checkpoint["infomatch_config"] = self.run_config
         checkpoint["infomatch_label_estimates"] = self.label_estimates
         checkpoint["infomatch_normalization"] = self.normalize.statistics()

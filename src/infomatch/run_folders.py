@@ -14,16 +14,24 @@ each resolves these resolvers itself: rank 0 claims the folder and leaves its pa
 the job step, and the other ranks read it there (the output folder must be on a file system all nodes share,
 as it must for checkpoints anyway).
 
+A run folder belongs to one process at a time: the run that resolves it holds an ``flock`` on its ``.run.lock``
+until the process ends (the OS releases it on a crash too), and a second run on the same folder (the same
+``run_name``, or a resume of a run still training) is refused before it writes anything there. Only srun rank 0
+takes it; Lightning's own DDP ranks are given rank 0's folder as a plain ``hydra.run.dir``.
+
 Sweep jobs run by joblib or submitit in other processes get these resolvers with Hydra's singleton state and
 the cached sweep folder with their config, so they land in the folder the launching process claimed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 from omegaconf import OmegaConf
 
@@ -108,12 +116,50 @@ def named_run_dir(new_dir: str, run_name: str) -> str:
     return str(folder)
 
 
+LOCK_FILE = ".run.lock"
+# open for the life of the process: closing a file would release its lock
+_held_locks: dict[Path, TextIO] = {}
+
+
+def lock_run_dir(folder: Path) -> None:
+    """Hold ``folder``'s lock until this process ends; ConfigError naming the holder if another process has it."""
+    folder = Path(folder).resolve()
+    if folder in _held_locks:
+        return
+    # kept open (no with-block) while the process lives; "a+", not "w", which would erase the holder's pid
+    handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown pid"
+        handle.close()
+        raise ConfigError(f"the run folder {folder} is in use by another run ({holder}); two runs never share a "
+                          "folder. Let that run end first (then resume=auto continues or reports it), or give this "
+                          "run another run_name=...") from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    _held_locks[folder] = handle
+
+
 def run_dir(resume: str | None, new_dir: str, run_name: str | None = None) -> str:
-    """The resumed checkpoint's run folder; else the fixed folder of ``run_name``; else a newly claimed ``new_dir``."""
+    """The resumed checkpoint's run folder; else the fixed folder of ``run_name``; else a newly claimed ``new_dir``.
+
+    Locked for this process (srun rank 0 for all its ranks).
+    """
     resumed = resumed_run_dir(resume)
     if resumed is not None:
-        return str(resumed)
-    return named_run_dir(new_dir, run_name) if run_name is not None else shared_new_dir(new_dir)
+        folder = str(resumed)
+    else:
+        folder = named_run_dir(new_dir, run_name) if run_name is not None else shared_new_dir(new_dir)
+    launch = srun_rank()
+    if launch is None or launch[1] == 0:
+        try:
+            lock_run_dir(Path(folder))
+        except ConfigError as error:  # as in named_run_dir: Hydra is resolving the folder, exit with the message
+            raise SystemExit(f"error: {error}") from None
+    return folder
 
 
 def hydra_subdir(output_dir: str) -> str | None:

@@ -200,12 +200,17 @@ def check_resume(cfg: DictConfig, checkpoint_dir: Path) -> Path | None:
 
 def check_new_output(checkpoint_dir: Path, output_dir: Path, resume: Path | None) -> None:
     """Refuse to write into folders that hold an earlier run's results, unless resuming from one of its checkpoints."""
-    earlier = sorted(checkpoint_dir.glob("*.ckpt")) + sorted(output_dir.glob("metrics.json"))
+    checkpoints = sorted(checkpoint_dir.glob("*.ckpt"))
+    earlier = checkpoints + sorted(output_dir.glob("metrics.json"))
     if not earlier:
         return
     if resume is not None and resume.resolve().parent == checkpoint_dir.resolve():
         return
     names = ", ".join(path.name for path in earlier)
+    last = checkpoint_dir / "last.ckpt"
+    # without a last.ckpt, the checkpoint of the latest epoch: best_epochNNN names sort by epoch
+    resumable = last if last.is_file() else (checkpoints[-1] if checkpoints else None)
+    advice = f"To continue that run use resume={resumable}; for" if resumable else "For"
     raise ConfigError(f"{output_dir} already holds an earlier run's results ({names}); a new run never writes over "
-                      f"them. To continue that run use resume={checkpoint_dir / 'last.ckpt'}; for a new run leave "
-                      "hydra.run.dir unset (every run then gets its own folder) or choose an empty one.")
+                      f"them. {advice} a new run leave hydra.run.dir unset (every run then gets its own folder) or "
+                      "choose an empty one.")

@@ -6,20 +6,23 @@ import importlib.util
 import json
 import logging
 import platform
+import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
+from infomatch.checkpointing import AtomicCheckpointIO, atomic_write, load_plain
 from infomatch.data.stage import TrainingStage
 from infomatch.errors import ConfigError, RunInterrupted, UserError
 from infomatch.failures import in_sweep
+from infomatch.loggers import HISTORY_LOGGERS
 from infomatch.memory import keep_freed_memory
 from infomatch.module import InfoMatchModule
 from infomatch.validation import check_distributed, check_new_output, check_resume, validate_train_config
@@ -38,9 +41,13 @@ LOGGER_PACKAGES = {
 }
 
 
-def build_loggers(cfg: DictConfig) -> list:
+def build_loggers(cfg: DictConfig, resume_step: int | None = None) -> list:
     """The chosen loggers; TensorBoard (part of the default) is skipped with a note when not installed, while
-    a missing package for a logger chosen on purpose (mlflow, wandb) is a ConfigError naming the pip extra."""
+    a missing package for a logger chosen on purpose (mlflow, wandb) is a ConfigError naming the pip extra.
+
+    ``resume_step``: the global step of the checkpoint a resumed run continues from; our CSV and TensorBoard
+    loggers then keep the run's history before it (Lightning's would delete the CSV).
+    """
     loggers = []
     for name, logger_cfg in (cfg.get("logger") or {}).items():
         kind = str(logger_cfg._target_).rsplit(".", 1)[-1]
@@ -51,7 +58,10 @@ def build_loggers(cfg: DictConfig) -> list:
                 continue
             raise ConfigError(f"logger {name} needs the {modules[0]} package, which is not installed: "
                               f"pip install -e '.[{extra}]' (or drop it from logger=...)")
-        loggers.append(instantiate(logger_cfg))
+        logger = instantiate(logger_cfg)
+        if resume_step is not None and isinstance(logger, HISTORY_LOGGERS):
+            logger.continue_from(resume_step)
+        loggers.append(logger)
     return loggers
 
 
@@ -164,11 +174,34 @@ def _plain(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
+def _checkpoint_value(path: Path, key: str) -> int:
+    """``epoch`` (the one it was written at the end of) or ``global_step`` of a training checkpoint.
+
+    Memory-mapped: the weights are not read.
+    """
+    return int(load_plain(path, mmap=True)[key])
+
+
+def _resume_command(last: Path) -> str:
+    """This run's command line with ``resume=<last>`` in place of any resume it had."""
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    kept = [shlex.quote(item) for item in overrides if not item.startswith("resume=")]
+    return " ".join(["python train.py", *kept, shlex.quote(f"resume={last}")])
+
+
 def _stopped_message(what: str, last: Path) -> str:
     if not last.is_file():
         return f"{what}, before its first epoch ended; there is no checkpoint to continue from, so start it again."
-    return (f"{what}; {last} holds the run up to its last finished epoch. To continue, run the same command with "
-            f"resume={last}, or with resume=auto if it names this folder (run_name=..., or a requeued sweep job).")
+    epoch = _checkpoint_value(last, "epoch")
+    return (f"{what}; {last} holds the run up to the end of epoch {epoch}, where a continued run starts. To "
+            f"continue: {_resume_command(last)} (or the same command with resume=auto if it names this folder: "
+            "run_name=..., or a requeued sweep job).")
+
+
+def _kept_checkpoint_note(last: Path) -> str:
+    if not last.is_file():
+        return "No checkpoint had been written yet."
+    return f"The last good checkpoint is kept: {last} (end of epoch {_checkpoint_value(last, 'epoch')})."
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -181,7 +214,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     validate_train_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    checkpoint_dir = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
+    checkpoint_dir = OmegaConf.select(cfg, "callbacks.last_checkpoint.dirpath", default=None)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints"
     resume = check_resume(cfg, checkpoint_dir)  # also: the config is the one the folder's run was trained with
     if str(cfg.get("resume")) == "auto" and (output_dir / "metrics.json").is_file():
@@ -195,8 +228,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     keep_freed_memory()
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
+    resume_step = _checkpoint_value(resume, "global_step") if resume is not None else None
     trainer: L.Trainer = instantiate(lightning_trainer_config(cfg.trainer),
-                                     callbacks=build_callbacks(cfg), logger=build_loggers(cfg),
+                                     callbacks=build_callbacks(cfg), logger=build_loggers(cfg, resume_step),
                                      plugins=[AtomicCheckpointIO()])
     # a sweep job whose ranks Lightning starts by re-running the command would re-run the sweep; under SLURM (or
     # torchrun) the cluster starts the ranks, there is no launcher and each sweep job is one DDP run
@@ -210,14 +244,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     fit_start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-    except FloatingPointError as error:
-        last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback is not None else ""
-        kept = f"The last good checkpoint is kept: {last}." if last else "No checkpoint had been written yet."
-        raise FloatingPointError(f"{error} {kept}") from error
+    except FloatingPointError as error:  # the module never lets a non-finite step's weights into a checkpoint
+        raise FloatingPointError(f"{error} {_kept_checkpoint_note(checkpoint_dir / 'last.ckpt')}") from error
     except (RunInterrupted, SIGTERMException) as stop:  # Lightning's own: SIGTERM during validation
         what = (str(stop) if isinstance(stop, RunInterrupted) else
                 f"training stopped by SIGTERM at epoch {trainer.current_epoch} (global step {trainer.global_step})")
-        raise RunInterrupted(_stopped_message(what, checkpoint_dir / "last.ckpt")) from None
+        stopped = type(stop) if isinstance(stop, RunInterrupted) else RunInterrupted
+        raise stopped(_stopped_message(what, checkpoint_dir / "last.ckpt")) from None
     results: dict[str, Any] = {"val": _plain(trainer.callback_metrics), "epochs": trainer.current_epoch,
                                "fit_seconds": time.perf_counter() - fit_start, "machine": machine_record(trainer)}
     results["val"] = {name: value for name, value in results["val"].items() if name.startswith("val/")}
@@ -227,7 +260,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
     results["best_checkpoint"] = best_path
-    results["last_checkpoint"] = checkpoint.last_model_path if checkpoint is not None else ""
+    last = checkpoint_dir / "last.ckpt"
+    results["last_checkpoint"] = str(last) if last.is_file() else ""
     if checkpoint is not None and checkpoint.best_model_score is not None:
         results["best_val_top1"] = float(checkpoint.best_model_score)
     if cfg.get("test"):
