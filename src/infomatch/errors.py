@@ -6,6 +6,9 @@ print it without a traceback.
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 
 class UserError(Exception):
     """The user's mistake; the message says what to fix."""
@@ -33,3 +36,38 @@ class UnsafeCheckpointError(UserError):
 
 class RunInterrupted(UserError):
     """Training was stopped by a signal (preemption, time limit); the message says how to continue."""
+
+
+class OutputError(UserError):
+    """A file cannot be written (disk full, read-only folder, no permission); the message names the file."""
+
+
+# what to do about each way a write fails, by errno
+WRITE_FIXES = {
+    errno.ENOSPC: "Free space on that disk",
+    errno.EDQUOT: "Free space within your disk quota",
+    errno.EROFS: "That file system is read-only: choose a writable one",
+    errno.EACCES: "Make that folder writable for you",
+    errno.EPERM: "Make that folder writable for you",
+}
+
+
+def write_error(error: BaseException, path: str | Path | None = None) -> OutputError | None:
+    """The OutputError for the first failed write (an OSError of WRITE_FIXES) in ``error``'s chain, else None.
+
+    The chain is followed through causes and contexts to its root, the write that failed first: torch wraps
+    a failed write in a RuntimeError, and Lightning's clean-up after it often fails on the same disk again.
+    ``path`` names the file when the OSError does not (a write to an open handle).
+    """
+    failed, seen, link = None, set(), error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, OutputError) or (isinstance(link, OSError) and link.errno in WRITE_FIXES):
+            failed = link
+        link = link.__cause__ or link.__context__
+    if failed is None or isinstance(failed, OutputError):
+        return failed
+    target = path or failed.filename or "a file of the run"
+    return OutputError(f"cannot write {target}: {failed.strerror} ({errno.errorcode[failed.errno]}). "
+                       f"{WRITE_FIXES[failed.errno]}, or write the run's files elsewhere (hydra.run.dir=<folder> "
+                       "for one run, paths.log_dir=<folder> for all), then run the command again.")
