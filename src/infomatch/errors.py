@@ -46,9 +46,9 @@ class OutputError(UserError):
 WRITE_FIXES = {
     errno.ENOSPC: "Free space on that disk",
     errno.EDQUOT: "Free space within your disk quota",
-    errno.EROFS: "That file system is read-only: choose a writable one",
-    errno.EACCES: "Make that folder writable for you",
-    errno.EPERM: "Make that folder writable for you",
+    errno.EROFS: "Remount that file system writable",
+    errno.EACCES: "Give yourself write permission there",
+    errno.EPERM: "Give yourself write permission there",
 }
 
 
@@ -57,17 +57,23 @@ def write_error(error: BaseException, path: str | Path | None = None) -> OutputE
 
     The chain is followed through causes and contexts to its root, the write that failed first: torch wraps
     a failed write in a RuntimeError, and Lightning's clean-up after it often fails on the same disk again.
-    ``path`` names the file when the OSError does not (a write to an open handle).
+    An OutputError already in the chain is taken as it is (it names the file); else ``path`` names the file
+    when the OSError does not (a write to an open handle).
     """
-    failed, seen, link = None, set(), error
+    named: OutputError | None = None
+    failed: OSError | None = None
+    seen, link = set(), error
     while link is not None and id(link) not in seen:
         seen.add(id(link))
-        if isinstance(link, OutputError) or (isinstance(link, OSError) and link.errno in WRITE_FIXES):
+        if isinstance(link, OutputError):
+            named = link
+        elif isinstance(link, OSError) and link.errno in WRITE_FIXES:
             failed = link
         link = link.__cause__ or link.__context__
-    if failed is None or isinstance(failed, OutputError):
-        return failed
+    if named is not None or failed is None:
+        return named
     target = path or failed.filename or "a file of the run"
     return OutputError(f"cannot write {target}: {failed.strerror} ({errno.errorcode[failed.errno]}). "
-                       f"{WRITE_FIXES[failed.errno]}, or write the run's files elsewhere (hydra.run.dir=<folder> "
-                       "for one run, paths.log_dir=<folder> for all), then run the command again.")
+                       f"{WRITE_FIXES[failed.errno]} and run the command again, or write elsewhere: "
+                       "paths.log_dir=<folder> (hydra.run.dir=<folder> for one run, hydra.sweep.dir=<folder> for "
+                       "a sweep).")

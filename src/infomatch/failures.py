@@ -111,6 +111,7 @@ def check_writable(config: DictConfig, key: str) -> None:
     """Create the folder ``key`` names (hydra.run.dir, hydra.sweep.dir) and write a byte there; exit with one
     paragraph if that fails. Hydra creates it after the callbacks' start hooks, with a long traceback on failure."""
     probe = None
+    HydraConfig.instance().set_config(config)  # the folder's name reads ${hydra:...}; run_job sets the same later
     try:
         folder = Path(str(OmegaConf.select(config, key)))  # resolving it runs infomatch.new_dir, which creates it
         folder.mkdir(parents=True, exist_ok=True)
