@@ -89,8 +89,8 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
             record["overrides"] = list(HydraConfig.get().overrides.task)
         try:
             path: Path | str = write_failure(run_dir, record)
-        except (OSError, OutputError) as unwritable:  # the same full or read-only disk: only the message is left
-            path = f"no {FAILED_FILE}: {unwritable}"
+        except (OSError, OutputError):  # the same full or read-only disk: only the message is left
+            path = f"{FAILED_FILE} could not be written either"
             UNRECORDED[str(run_dir)] = record["error"]
         if not in_sweep():
             if isinstance(error, user_errors):
@@ -111,7 +111,6 @@ def check_writable(config: DictConfig, key: str) -> None:
     """Create the folder ``key`` names (hydra.run.dir, hydra.sweep.dir) and write a byte there; exit with one
     paragraph if that fails. Hydra creates it after the callbacks' start hooks, with a long traceback on failure."""
     probe = None
-    HydraConfig.instance().set_config(config)  # the folder's name reads ${hydra:...}; run_job sets the same later
     try:
         folder = Path(str(OmegaConf.select(config, key)))  # resolving it runs infomatch.new_dir, which creates it
         folder.mkdir(parents=True, exist_ok=True)
@@ -145,6 +144,7 @@ class FailedJobsReport(Callback):
         return {str(path): path.stat().st_mtime_ns for path in sorted(sweep_dir.glob(f"*/{FAILED_FILE}"))}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)  # the run folder's name reads ${hydra:...}; run_job sets it again
         check_writable(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
