@@ -1,7 +1,5 @@
 """Evaluate checkpoints: python evaluate.py ckpt=path/to/checkpoint.ckpt  (or a run / sweep folder, or ckpt=[a,b])"""
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
@@ -15,15 +13,13 @@ def main(cfg: DictConfig) -> None:
     # imported once Hydra has parsed the command line, so mistakes in it are reported without waiting for torch
     from infomatch.console import tidy_lightning_logging
     from infomatch.errors import UserError
+    from infomatch.failures import run_recording_failures
     from infomatch.tasks.evaluate import evaluate
 
     tidy_lightning_logging()
-    try:
-        evaluate(cfg)
-    except UserError as error:
-        # the message names the file or setting and the fix; a traceback would only bury it
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    # a failure writes failed.json in the output folder; a user error (a setting, a file, a full or read-only
+    # disk) exits 1 with its one paragraph
+    run_recording_failures(evaluate, cfg, (UserError,))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,7 @@
-"""Crash-safe file writes: a checkpoint or result file is either the old complete one or the new complete one.
+"""Checkpoint files: saved crash-safe, loaded plain.
 
-Lightning's own local save writes to a temporary file in the system temp folder and moves it into
-place; when that folder is on another file system (tmpfs, cluster scratch) the move is a copy into the
-target, so a kill during it leaves a truncated last.ckpt. Here the temporary file lives next to the
-target, is flushed to disk, and replaces it with one atomic rename.
+Every local checkpoint save goes through :func:`infomatch.files.atomic_write`: a kill or a full disk never
+leaves a truncated last.ckpt, and a link planted in the folder is never written through.
 
 Loading is plain too: every checkpoint load goes through :func:`load_plain` (``weights_only=True``), so no
 file can run code when it is read; infomatch's checkpoints hold only tensors and plain containers.
@@ -15,7 +13,7 @@ import os
 import pickle
 import re
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
@@ -23,23 +21,7 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from infomatch.errors import UnsafeCheckpointError
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write`` on a temporary file beside ``path``, sync it to disk, then rename it over ``path``."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")  # hidden and not *.ckpt: never taken for a checkpoint
-    with open(partial, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-    if os.name == "posix":  # make the rename itself durable
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+from infomatch.files import atomic_write
 
 
 def load_plain(path: str | Path, map_location: Any = "cpu", **options: Any) -> Any:

@@ -6,6 +6,9 @@ print it without a traceback.
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 
 class UserError(Exception):
     """The user's mistake; the message says what to fix."""
@@ -37,3 +40,44 @@ class RunInterrupted(UserError):
 
 class StoppedByUser(RunInterrupted):
     """Training was stopped by Ctrl-C: recorded like any stop, and it ends a sweep too."""
+
+
+class OutputError(UserError):
+    """A file cannot be written (disk full, read-only folder, no permission); the message names the file."""
+
+
+# what to do about each way a write fails, by errno
+WRITE_FIXES = {
+    errno.ENOSPC: "Free space on that disk",
+    errno.EDQUOT: "Free space within your disk quota",
+    errno.EROFS: "Remount that file system writable",
+    errno.EACCES: "Give yourself write permission there",
+    errno.EPERM: "Give yourself write permission there",
+}
+
+
+def write_error(error: BaseException, path: str | Path | None = None) -> OutputError | None:
+    """The OutputError for the first failed write (an OSError of WRITE_FIXES) in ``error``'s chain, else None.
+
+    The chain is followed through causes and contexts to its root, the write that failed first: torch wraps
+    a failed write in a RuntimeError, and Lightning's clean-up after it often fails on the same disk again.
+    An OutputError already in the chain is taken as it is (it names the file); else ``path`` names the file
+    when the OSError does not (a write to an open handle).
+    """
+    named: OutputError | None = None
+    failed: OSError | None = None
+    seen, link = set(), error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, OutputError):
+            named = link
+        elif isinstance(link, OSError) and link.errno in WRITE_FIXES:
+            failed = link
+        link = link.__cause__ or link.__context__
+    if named is not None or failed is None:
+        return named
+    target = path or failed.filename or "a file of the run"
+    return OutputError(f"cannot write {target}: {failed.strerror} ({errno.errorcode[failed.errno]}). "
+                       f"{WRITE_FIXES[failed.errno]} and run the command again, or write elsewhere: "
+                       "paths.log_dir=<folder> (hydra.run.dir=<folder> for one run, hydra.sweep.dir=<folder> for "
+                       "a sweep).")

@@ -1,8 +1,10 @@
 """Failed runs: each leaves ``failed.json`` in its folder, and a sweep goes on past them.
 
 A single run stops as before: exit 1 with the one-paragraph message for a user error, the traceback otherwise.
+A write that fails (disk full, read-only folder, no permission) is a user error too: the message names the file.
 A job of a sweep (any launcher: basic, joblib, submitit) records its failure and returns, so its siblings
-run; ``FailedJobsReport``, a Hydra callback, names the failed jobs once the sweep ends and exits 1.
+run; ``FailedJobsReport``, a Hydra callback, names the failed jobs once the sweep ends and exits 1, and checks
+before any job that the output folder can be written.
 Kept free of torch so the callback costs nothing when Hydra instantiates it at startup.
 """
 
@@ -10,9 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import traceback
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,12 +23,16 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from infomatch.errors import StoppedByUser
+from infomatch.errors import OutputError, StoppedByUser, write_error
+from infomatch.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 FAILED_FILE = "failed.json"
 TRACEBACK_LINES = 12  # enough for the raising frame and its caller; the full traceback is in the job's log
+# failures of this process's sweep jobs whose failed.json could not be written (a full or read-only disk):
+# FailedJobsReport names them too (jobs run by joblib or submitit in other processes are not seen)
+UNRECORDED: dict[str, str] = {}
 
 
 def describe(error: BaseException, user_errors: tuple[type[BaseException], ...]) -> dict[str, Any]:
@@ -42,9 +48,7 @@ def write_failure(run_dir: Path, record: dict[str, Any]) -> Path:
     """Write ``failed.json`` whole or not at all (a reader never sees half a file)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / FAILED_FILE
-    partial = path.with_name(f".{FAILED_FILE}.{os.getpid()}")
-    partial.write_text(json.dumps(record, indent=2))
-    os.replace(partial, path)
+    atomic_write(path, lambda handle: handle.write(json.dumps(record, indent=2).encode()))
     return path
 
 
@@ -78,11 +82,16 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
     run_dir = Path(cfg.paths.output_dir)
     try:
         result = task(cfg)
-    except Exception as error:  # KeyboardInterrupt and SystemExit are not failures of this job: they stop the sweep
+    except Exception as raised:  # KeyboardInterrupt and SystemExit are not failures of this job: they stop the sweep
+        error = write_error(raised) or raised
         record = describe(error, user_errors)
         if HydraConfig.initialized():
             record["overrides"] = list(HydraConfig.get().overrides.task)
-        path = write_failure(run_dir, record)
+        try:
+            path: Path | str = write_failure(run_dir, record)
+        except (OSError, OutputError):  # the same full or read-only disk: only the message is left
+            path = f"{FAILED_FILE} could not be written either"
+            UNRECORDED[str(run_dir)] = record["error"]
         if not in_sweep() or isinstance(error, StoppedByUser):  # Ctrl-C stops a sweep, not just its job
             if isinstance(error, user_errors):
                 # the message names the setting or file and the fix; a traceback would only bury it
@@ -98,12 +107,33 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
     return result
 
 
+def check_writable(config: DictConfig, key: str) -> None:
+    """Create the folder ``key`` names (hydra.run.dir, hydra.sweep.dir) and write a byte there; exit with one
+    paragraph if that fails. Hydra creates it after the callbacks' start hooks, with a long traceback on failure."""
+    probe = None
+    try:
+        folder = Path(str(OmegaConf.select(config, key)))  # resolving it runs infomatch.new_dir, which creates it
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write_check_{os.getpid()}"
+        probe.write_bytes(b"0")
+    except Exception as error:
+        failed = write_error(error)
+        if failed is None:
+            raise
+        print(f"error: {failed}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        if probe is not None:
+            probe.unlink(missing_ok=True)
+
+
 class FailedJobsReport(Callback):
     """At the end of a sweep, name the jobs that wrote ``failed.json`` during it and exit 1.
 
     The folders are read rather than the jobs' return values, which Hydra does not hand to callbacks, and which
     stay in the worker processes under joblib and submitit. Records already there when the sweep started (a sweep
-    rerun into the same folder) are not this sweep's, so are left out.
+    rerun into the same folder) are not this sweep's, so are left out. Before a run or a sweep starts, the folder
+    it writes to is checked (:func:`check_writable`).
     """
 
     def __init__(self) -> None:
@@ -113,16 +143,24 @@ class FailedJobsReport(Callback):
     def _records(sweep_dir: Path) -> dict[str, int]:
         return {str(path): path.stat().st_mtime_ns for path in sorted(sweep_dir.glob(f"*/{FAILED_FILE}"))}
 
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)  # the run folder's name reads ${hydra:...}; run_job sets it again
+        check_writable(config, "hydra.run.dir")
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_writable(config, "hydra.sweep.dir")
         self.before = self._records(Path(OmegaConf.select(config, "hydra.sweep.dir")))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
-        failed = [Path(path) for path, stamp in self._records(sweep_dir).items() if self.before.get(path) != stamp]
+        failed = {Path(record).parent.name: _load(Path(record))["error"]
+                  for record, stamp in self._records(sweep_dir).items() if self.before.get(record) != stamp}
+        failed.update({Path(run_dir).name: error for run_dir, error in UNRECORDED.items()})
         if not failed:
             return
         lines = [f"error: {len(failed)} job(s) of the sweep in {sweep_dir} failed; the other jobs ran to the end. "
-                 f"Each failed job's error is in its folder's {FAILED_FILE} (the evaluation skips these runs):"]
-        lines += [f"  {path.parent.name}: {_load(path)['error']}" for path in failed]
+                 f"Each failed job's error is in its folder's {FAILED_FILE}, unless its disk was full or read-only "
+                 "(the evaluation skips these runs):"]
+        lines += [f"  {name}: {error}" for name, error in failed.items()]
         print("\n".join(lines), file=sys.stderr)
         sys.exit(1)

@@ -10,13 +10,15 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from infomatch.checks import SettingError, check_choice, check_integer, is_number, require
+from infomatch.checks import SettingError, check_choice, check_integer, check_number, is_number, require
 from infomatch.checkpointing import load_plain
-from infomatch.errors import ConfigError, UnsafeCheckpointError
+from infomatch.errors import ConfigError, UnsafeCheckpointError, UserError
+from infomatch.module import COMPILE_MODES
 from infomatch.run_folders import resumed_run_dir
 from infomatch.trusted import check_checkpoint_files, trusted_run_config
 
@@ -34,11 +36,21 @@ def _optional_positive(name: str, value: Any) -> None:
         check_integer(name, value, 1)
 
 
+def _compile_mode(name: str, value: Any) -> None:
+    modes = ", ".join(str(mode).lower() for mode in COMPILE_MODES)
+    require(name, value, value in COMPILE_MODES, f"must be one of: {modes}")
+
+
 # settings that no constructor sees; each group's own settings are checked by the object it builds
 TRAIN_RULES: dict[str, Rule] = {
     "seed": lambda name, value: check_integer(name, value, 0, 2**32 - 1),
     "trainer.max_epochs": lambda name, value: check_integer(name, value, 1),
     "optimizer.lr": lambda name, value: require(name, value, is_number(value) and value > 0, "must be a number > 0"),
+    "optimizer.weight_decay": lambda name, value: check_number(name, value, 0),
+    "optimizer.momentum": lambda name, value: check_number(name, value, 0, 1, high_open=True),
+    "base_augment.padding": lambda name, value: check_integer(name, value, 0),
+    "base_augment.crop_flip": lambda name, value: require(name, value, isinstance(value, bool), "must be true or false"),
+    "trainer.compile": _compile_mode,
     "ece_bins": lambda name, value: check_integer(name, value, 1),
     "estimation.images": lambda name, value: check_integer(name, value, 1),
     "estimation.seed": lambda name, value: check_integer(name, value, 0, 2**63 - 1),
@@ -68,6 +80,17 @@ def _rule_problems(cfg: DictConfig, rules: dict[str, Rule]) -> list[str]:
     return problems
 
 
+def _construction_problem(group: str, node: DictConfig, error: Exception) -> str:
+    """One line on why ``node`` (the settings of ``group``) cannot be built."""
+    cause = error.__cause__ if isinstance(error, InstantiationException) else error
+    if isinstance(cause, SettingError):
+        return f"{group}.{cause}"
+    if isinstance(cause, UserError):  # its message already names the setting and the fix
+        return str(cause)
+    reason = " ".join(str(cause or error).split())  # e.g. a misspelt setting: the constructor's own words
+    return f"{group} cannot be built from {OmegaConf.to_container(node)} ({reason})"
+
+
 def _build_problems(cfg: DictConfig, groups: tuple[str, ...]) -> list[str]:
     """Build each group's object (cheap: no data is read) and collect its constructor's complaints."""
     problems = []
@@ -77,13 +100,32 @@ def _build_problems(cfg: DictConfig, groups: tuple[str, ...]) -> list[str]:
         try:
             instantiate(cfg[group])
         except InstantiationException as error:
-            cause = error.__cause__
-            if isinstance(cause, SettingError):
-                problems.append(f"{group}.{cause}")
-            else:  # e.g. a misspelt setting: the constructor's own words, on one line
-                reason = " ".join(str(cause or error).split())
-                problems.append(f"{group} cannot be built from {OmegaConf.to_container(cfg[group])} ({reason})")
+            problems.append(_construction_problem(group, cfg[group], error))
     return problems
+
+
+def build_group(cfg: DictConfig, group: str) -> Any:
+    """``instantiate(cfg[group])``, with a constructor's complaint raised as a user error, not inside Hydra's
+    InstantiationException: its own UserError as itself, any other as the ConfigError naming the setting."""
+    try:
+        return instantiate(cfg[group])
+    except InstantiationException as error:
+        if isinstance(error.__cause__, UserError):
+            raise error.__cause__ from None
+        _raise_if([_construction_problem(group, cfg[group], error)])
+
+
+def _optimizer_problems(cfg: DictConfig, problems: list[str]) -> list[str]:
+    """torch's own checks of the optimizer's settings (betas, eps, nesterov with momentum 0, ...), on a stand-in
+    parameter: the optimizer is otherwise first built when training starts. Skipped when the rules already
+    found its settings wrong, so a setting is not reported twice."""
+    if cfg.get("optimizer") is None or any(problem.startswith("optimizer.") for problem in problems):
+        return []
+    try:
+        instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(1))])
+    except Exception as error:
+        return [_construction_problem("optimizer", cfg.optimizer, error)]
+    return []
 
 
 def _raise_if(problems: list[str]) -> None:
@@ -93,7 +135,8 @@ def _raise_if(problems: list[str]) -> None:
 
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every setting of ``cfg`` that is out of range, before any data is read."""
-    _raise_if(_rule_problems(cfg, TRAIN_RULES) + _build_problems(cfg, ("labels", "augment", "model", "data")))
+    problems = _rule_problems(cfg, TRAIN_RULES)
+    _raise_if(problems + _optimizer_problems(cfg, problems) + _build_problems(cfg, ("labels", "augment", "model", "data")))
 
 
 def validate_evaluate_config(cfg: DictConfig) -> None:

@@ -31,6 +31,7 @@ class SyntheticDataModule(InMemoryDataModule):
         super().__init__(**kwargs)
         check_integer("num_classes", num_classes, 2)
         check_integer("train_size", train_size, 1)
+        check_integer("image_size", image_size, 1)
         if not self.validate_on_test:
             require("val_size", self.val_size, self.val_size < train_size, f"must be smaller than train_size={train_size}")
         self.num_classes = num_classes

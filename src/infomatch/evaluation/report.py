@@ -11,6 +11,7 @@ import numpy as np
 
 from infomatch.augment import describe
 from infomatch.evaluation import aggregate, clean, corruption_report, plots
+from infomatch.files import atomic_write
 
 
 def _clean_columns() -> list[tuple[str, str, int]]:
@@ -243,7 +244,7 @@ def write_plots(results: dict[str, Any], folder: Path, aggregated: bool) -> None
 
 def write_all(results: dict[str, Any], folder: Path, aggregated: bool, make_plots: bool) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(json.dumps(results, indent=2))
+    atomic_write(folder / "metrics.json", lambda handle: handle.write(json.dumps(results, indent=2).encode()))
     write_csv(results, folder / "metrics.csv")
     if "comparisons" in results:
         write_comparisons_csv(results["comparisons"]["rows"], folder / "comparisons.csv")

@@ -21,7 +21,7 @@ from infomatch.evaluation.degraded import (ROBUSTNESS_SCORES, curves_by_model, d
 from infomatch.errors import CheckpointError, EvaluationError
 from infomatch.evaluation.loading import LoadedModel, load_models
 from infomatch.memory import keep_freed_memory
-from infomatch.validation import validate_evaluate_config
+from infomatch.validation import build_group, validate_evaluate_config
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     grid = instantiate(cfg.degradation)
     types, settings = list(grid.types), grid.settings
     # built and checked before any scoring, so a wrong folder or file fails in seconds
-    corruptions = instantiate(cfg.corruptions) if cfg.get("corruptions") else None
+    corruptions = build_group(cfg, "corruptions") if cfg.get("corruptions") else None
     baselines = _as_list(cfg.get("compare_to"))
     mce_baseline = baselines[0] if baselines else None  # the corruption errors (mCE) take the first
     if corruptions is not None:
