@@ -27,6 +27,7 @@ def tidy_lightning_logging() -> None:
             logger.propagate = True
     # the tips are logged by rank_zero_info, from this logger
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
+    quiet_known_noise()
 
 
 # Lightning and PyTorch messages that say nothing about the user's run, matched by message (never by category,
@@ -69,3 +70,31 @@ def run_footer(results: dict, output_dir: str) -> str:
             f"{split} ({'best checkpoint' if split == 'test' else 'last epoch'}): {shown}\n"
             f"  run folder: {output_dir}\n"
             f"  next: python evaluate.py ckpt={output_dir}")
+
+
+def sweep_summary(sweep_dir) -> str:
+    """The table a sweep ends with: each job folder's status, best validation top-1 and name, then what to run next."""
+    import json
+    from pathlib import Path
+
+    rows = []
+    for folder in sorted((path for path in Path(sweep_dir).iterdir() if path.is_dir()),
+                         key=lambda path: (int(path.name.split("_", 1)[0]) if path.name.split("_", 1)[0].isdigit()
+                                           else -1, path.name)):
+        metrics, failed = folder / "metrics.json", folder / "failed.json"
+        if failed.is_file():
+            status, top1 = "failed", "–"
+        elif metrics.is_file():
+            best = json.loads(metrics.read_text()).get("best_val_top1")
+            status, top1 = "finished", "–" if best is None else f"{100 * best:.2f}"
+        else:
+            status, top1 = "unfinished", "–"
+        rows.append((status, top1, folder.name))
+    if not rows:
+        return f"sweep {sweep_dir}: no job folders"
+    width = max(len(name) for _, _, name in rows)
+    lines = [f"sweep {sweep_dir}: {sum(status == 'finished' for status, _, _ in rows)} of {len(rows)} jobs finished",
+             f"  {'status':<10}  {'val top-1 %':>11}  {'job':<{width}}"]
+    lines += [f"  {status:<10}  {top1:>11}  {name:<{width}}" for status, top1, name in rows]
+    lines.append(f"  next: python evaluate.py ckpt={sweep_dir}")
+    return "\n".join(lines)

@@ -23,6 +23,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from infomatch.console import sweep_summary
 from infomatch.errors import OutputError, StoppedByUser, write_error
 from infomatch.files import atomic_write
 
@@ -156,6 +157,7 @@ class FailedJobsReport(Callback):
         failed = {Path(record).parent.name: _load(Path(record))["error"]
                   for record, stamp in self._records(sweep_dir).items() if self.before.get(record) != stamp}
         failed.update({Path(run_dir).name: error for run_dir, error in UNRECORDED.items()})
+        print(sweep_summary(sweep_dir))
         if not failed:
             return
         lines = [f"error: {len(failed)} job(s) of the sweep in {sweep_dir} failed; the other jobs ran to the end. "

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from infomatch.checkpointing import AtomicCheckpointIO, atomic_write, load_plain
+from infomatch.console import run_footer, run_header
 from infomatch.data.stage import TrainingStage
 from infomatch.errors import ConfigError, RunInterrupted, UserError
 from infomatch.failures import in_sweep
@@ -204,6 +205,23 @@ def _kept_checkpoint_note(last: Path) -> str:
     return f"The last good checkpoint is kept: {last} (end of epoch {_checkpoint_value(last, 'epoch')})."
 
 
+def _choices() -> dict[str, str]:
+    """The config group options this run was composed from (labels, augment, data, experiment...)."""
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {group: str(choices[group]) for group in ("labels", "augment", "data", "experiment", "debug")
+            if choices.get(group) not in (None, "null")}
+
+
+def _key_settings(cfg: DictConfig, trainer: L.Trainer) -> dict[str, Any]:
+    device = trainer.strategy.root_device
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model_name()
+    return {"width": cfg.model.get("width"), "epochs": cfg.trainer.max_epochs, "batch": cfg.data.batch_size,
+            "device": f"{device.type} ({where}), {trainer.world_size} process(es)",
+            "precision": trainer.precision, "seed": cfg.seed}
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit one model and return its final metrics (also written to ``<output_dir>/metrics.json``).
 
@@ -236,6 +254,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # torchrun) the cluster starts the ranks, there is no launcher and each sweep job is one DDP run
     relaunches_command = getattr(trainer.strategy, "launcher", None) is not None
     check_distributed(cfg, trainer.world_size, in_sweep() and relaunches_command)
+    if trainer.is_global_zero:
+        log.info(run_header(_choices(), _key_settings(cfg, trainer), sum(p.numel() for p in module.net.parameters()),
+                            str(output_dir)))
     for logger in trainer.loggers:  # the resolved config, once per logger (rank 0 only: Lightning's loggers)
         logger.log_hyperparams(module.run_config)
 
@@ -272,5 +293,5 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:  # the metrics are synced over the ranks; rank 0 writes them
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(output_dir / "metrics.json", lambda handle: handle.write(json.dumps(results, indent=2).encode()))
-        log.info("final metrics: %s", json.dumps(results))
+        log.info(run_footer(results, str(output_dir)))
     return results
