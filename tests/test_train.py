@@ -215,3 +215,19 @@ def test_known_lightning_noise_is_filtered_by_message_only():
         warnings.warn("The number of training batches (6) is smaller than the logging interval Trainer(...)")
         warnings.warn("something new about the run")
     assert [str(warning.message) for warning in caught] == ["something new about the run"]
+
+
+def test_a_sweep_ends_with_a_table_of_its_jobs(tmp_path):
+    import json
+    from infomatch.console import sweep_summary
+    for name, files in (("0_hard_all_seed0", {"metrics.json": {"best_val_top1": 0.2134}}),
+                        ("1_im_all_seed0", {"failed.json": {"error": "boom"}}), ("10_ls_all_seed0", {})):
+        (tmp_path / name).mkdir()
+        for file, content in files.items():
+            (tmp_path / name / file).write_text(json.dumps(content))
+    lines = sweep_summary(tmp_path).splitlines()
+    assert lines[0] == f"sweep {tmp_path}: 1 of 3 jobs finished"
+    assert [line.split() for line in lines[2:5]] == [["finished", "21.34", "0_hard_all_seed0"],
+                                                     ["failed", "–", "1_im_all_seed0"],
+                                                     ["unfinished", "–", "10_ls_all_seed0"]]
+    assert lines[-1] == f"  next: python evaluate.py ckpt={tmp_path}"
