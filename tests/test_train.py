@@ -135,7 +135,8 @@ def test_multirun_sweep_makes_one_folder_per_strategy_and_seed(tmp_path):
 #   seed=1 instead of 0            ls +5.0e-2 / +1.0e-1   im +5.5e-2 / +9.5e-2
 # so rel=1.5e-2 covers the largest kernel spread (6.3e-3) more than twice over and stays over 3 times below what
 # another random stream moves. top1 is not pinned: the kernel spread flips up to 3 of its 128 images (0.023),
-# near what seed=1 moves im's (0.039). Any change at all on one machine is caught exactly by the next test.
+# near what seed=1 moves im's (0.039). A run that does not repeat itself exactly on one machine (a stray random
+# draw, a nondeterministic kernel) is caught by the next test, bit for bit.
 PINNED = {
     "im": {"test/nll": 2.135003089904785, "val/nll": 2.0571842193603516},
     "ls": {"test/nll": 2.1435530185699463, "val/nll": 2.0388011932373047},

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
-import os
 from pathlib import Path
 from typing import Any, Callable
 
