@@ -25,3 +25,12 @@ def test_width_scales_channels_and_keeps_output_shape():
     assert model.conv1.out_channels == 8 and model.fc.in_features == 64
     assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
     assert model(torch.randn(1, 3, 40, 24)).shape == (1, 10)
+
+
+def test_channels_last_only_where_its_kernels_are_safe():
+    import torch
+    from infomatch.precision import channels_last_is_safe, cpu_flags
+    assert channels_last_is_safe(torch.device("cuda"), set())
+    assert channels_last_is_safe(torch.device("cpu"), cpu_flags("flags : fpu avx2 avx512f amx_bf16\n"))
+    # AVX2-only CPUs: oneDNN's channels_last kernels hung or crashed there at width 4
+    assert not channels_last_is_safe(torch.device("cpu"), cpu_flags("flags : fpu avx avx2\n"))

@@ -18,6 +18,7 @@ from infomatch.data import cifar100
 from infomatch.losses import soft_cross_entropy
 from infomatch.metrics import EvaluationMetrics
 from infomatch.models import Normalize
+from infomatch.precision import channels_last_is_safe
 
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -32,7 +33,7 @@ class InfoMatchModule(L.LightningModule):
         mean: tuple[float, ...] = cifar100.MEAN,
         std: tuple[float, ...] = cifar100.STD,
         ece_bins: int = 15,
-        channels_last: bool = True,
+        channels_last: bool | str = "auto",
         compile: bool | str = False,
         non_finite_check_every: int = 50,
         run_config: dict | None = None,
@@ -66,7 +67,9 @@ class InfoMatchModule(L.LightningModule):
         self._non_finite_loss: Tensor | None = None
 
     def on_fit_start(self) -> None:
-        if self.channels_last:
+        if self.channels_last == "auto":
+            self.channels_last = channels_last_is_safe(self.device)
+        if self.channels_last is True:
             self.net.to(memory_format=torch.channels_last)
         if self.compile_mode is not False:
             # in place: parameter names, hence checkpoints, stay those of the plain network
@@ -83,7 +86,7 @@ class InfoMatchModule(L.LightningModule):
 
     def forward(self, images: Tensor) -> Tensor:
         images = self.normalize(images)
-        if self.channels_last:  # faster convolutions on GPUs and on CPUs, both precisions (docs/benchmarks.md §6)
+        if self.channels_last is True:  # faster convolutions where channels_last_is_safe says so
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 

@@ -1,6 +1,9 @@
-"""The widest float a device has, for the integer decisions and sums that must match float64 references."""
+"""What a device computes well: the widest float it has (for integer decisions and sums that must match float64
+references), and the CPU features that decide precision and memory layout."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -18,3 +21,22 @@ def wide_float(t: Tensor) -> Tensor:
     agree with the reference, which computes them from Python floats.
     """
     return t.to(wide_dtype(t.device))
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (``cpuinfo`` stands in for it in tests); empty off Linux."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return set()
+    return set(cpuinfo.split())
+
+
+def channels_last_is_safe(device: torch.device, flags: set[str] | None = None) -> bool:
+    """channels_last convolutions: faster on GPUs and on AVX-512 CPUs (docs/benchmarks.md, section 6). On CPUs
+    with only AVX2, oneDNN's channels_last kernels hung or crashed ("double free or corruption") at width 4 on an
+    AMD EPYC (2026-12-02), so those keep the contiguous layout."""
+    if device.type != "cpu":
+        return True
+    return "avx512f" in (cpu_flags() if flags is None else flags)

@@ -25,6 +25,7 @@ from infomatch.errors import ConfigError, RunInterrupted, UserError
 from infomatch.failures import in_sweep
 from infomatch.loggers import HISTORY_LOGGERS
 from infomatch.memory import keep_freed_memory
+from infomatch.precision import cpu_flags
 from infomatch.module import InfoMatchModule
 from infomatch.validation import check_distributed, check_new_output, check_resume, validate_train_config
 
@@ -121,12 +122,7 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 
     Read from the CPU flags in /proc/cpuinfo (``cpuinfo`` stands in for it in tests).
     """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:  # not Linux: no flags to read, so assume emulation
-            return False
-    flags = cpuinfo.split()
+    flags = cpu_flags(cpuinfo)  # none off Linux: assume emulation
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
