@@ -153,16 +153,17 @@ def test_full_disk_during_training_ends_in_one_paragraph_with_failed_json_and_no
                                                                                         monkeypatch, capsys):
     real_save = torch.save
     monkeypatch.setattr(torch, "save", lambda obj, handle: real_save(obj, FillsUp(handle, 4096)))
-    cfg = make_config(*TINY)
+    # debug=fast, not fast_dev_run: Lightning writes no checkpoint under fast_dev_run
+    cfg = make_config("debug=fast", *TINY[1:], "test=false")
     with pytest.raises(SystemExit) as stopped:
         run_recording_failures(train, cfg, USER_ERRORS)
     assert stopped.value.code == 1
-    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    checkpoint = tmp_path / "run" / "checkpoints" / "best_epoch000.ckpt"  # the first checkpoint an epoch writes
     expected = f"cannot write {checkpoint}: No space left on device (ENOSPC)"
     err = capsys.readouterr().err
     assert err.startswith(f"error: {expected}") and err.count("\n") == 1, err
     assert read_failure(tmp_path / "run")["error"].startswith(expected)
-    assert leftovers(tmp_path / "run") == [] and not checkpoint.exists()
+    assert leftovers(tmp_path / "run") == [] and not list((tmp_path / "run").rglob("*.ckpt"))
 
 
 def test_failure_on_a_disk_where_even_failed_json_cannot_be_written_is_still_one_paragraph(tmp_path, monkeypatch,
