@@ -173,6 +173,7 @@ def test_failure_on_a_disk_where_even_failed_json_cannot_be_written_is_still_one
     def task(_):
         raise enospc(str(metrics))
 
+    monkeypatch.setattr("infomatch.failures.UNRECORDED", {})
     monkeypatch.setattr(infomatch.files.os, "fsync", raise_enospc)  # failed.json's write fails on the same disk
     with pytest.raises(SystemExit) as stopped:
         run_recording_failures(task, compose_config([], tmp_path / "run"), USER_ERRORS)

@@ -77,6 +77,8 @@ def sweep_summary(sweep_dir) -> str:
     import json
     from pathlib import Path
 
+    if not Path(sweep_dir).is_dir():
+        return f"sweep {sweep_dir}: no job folders"
     rows = []
     for folder in sorted((path for path in Path(sweep_dir).iterdir() if path.is_dir()),
                          key=lambda path: (int(path.name.split("_", 1)[0]) if path.name.split("_", 1)[0].isdigit()

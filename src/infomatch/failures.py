@@ -156,7 +156,8 @@ class FailedJobsReport(Callback):
         sweep_dir = Path(OmegaConf.select(config, "hydra.sweep.dir"))
         failed = {Path(record).parent.name: _load(Path(record))["error"]
                   for record, stamp in self._records(sweep_dir).items() if self.before.get(record) != stamp}
-        failed.update({Path(run_dir).name: error for run_dir, error in UNRECORDED.items()})
+        failed.update({Path(run_dir).name: error for run_dir, error in UNRECORDED.items()
+                       if Path(run_dir).parent == sweep_dir})  # this sweep's jobs only
         print(sweep_summary(sweep_dir))
         if not failed:
             return
