@@ -18,9 +18,10 @@ from conftest import CONFIGS, compose_config
 from infomatch.augment import DEGRADATIONS, Degrader
 from infomatch.data import InMemoryDataModule
 from infomatch.models import ResNet18
+from infomatch.precision import cpu_model_name
 import infomatch.tasks.train
 from infomatch.tasks.train import (LOGGER_PACKAGES, build_callbacks, build_loggers, cpu_has_native_bf16,
-                                    cpu_model_name, lightning_trainer_config, resolve_precision)
+                                    lightning_trainer_config, resolve_precision)
 from infomatch.validation import validate_train_config
 
 

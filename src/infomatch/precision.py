@@ -3,6 +3,7 @@ references), and the CPU features that decide precision and memory layout."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import torch
@@ -23,14 +24,25 @@ def wide_float(t: Tensor) -> Tensor:
     return t.to(wide_dtype(t.device))
 
 
+def read_cpuinfo() -> str:
+    """/proc/cpuinfo, or "" off Linux."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     """The CPU's feature flags from /proc/cpuinfo (``cpuinfo`` stands in for it in tests); empty off Linux."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return set()
-    return set(cpuinfo.split())
+    return set((read_cpuinfo() if cpuinfo is None else cpuinfo).split())
+
+
+def cpu_model_name(cpuinfo: str | None = None) -> str:
+    """The CPU's model name from /proc/cpuinfo (``cpuinfo`` stands in for it in tests), else the platform's."""
+    for line in (read_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def channels_last_is_safe(device: torch.device, flags: set[str] | None = None) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import platform
 import shlex
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from infomatch.errors import ConfigError, RunInterrupted, UserError
 from infomatch.failures import in_sweep
 from infomatch.loggers import HISTORY_LOGGERS
 from infomatch.memory import keep_freed_memory
-from infomatch.precision import cpu_flags
+from infomatch.precision import cpu_flags, cpu_model_name
 from infomatch.module import InfoMatchModule
 from infomatch.validation import check_distributed, check_new_output, check_resume, validate_train_config
 
@@ -134,19 +133,6 @@ def resolve_precision(trainer_cfg: DictConfig) -> str:
     accelerator = trainer_cfg.get("accelerator", "auto")
     uses_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     return "bf16-mixed" if uses_gpu or cpu_has_native_bf16() else "32-true"
-
-
-def cpu_model_name(cpuinfo: str | None = None) -> str:
-    """The CPU's model name from /proc/cpuinfo (``cpuinfo`` stands in for it in tests), else the platform's."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return platform.processor() or platform.machine()
-    for line in cpuinfo.splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def machine_record(trainer: L.Trainer) -> dict[str, Any]:
