@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from infomatch.run_folders import register_resolvers
+from infomatch.runs.folders import register_resolvers
 
 register_resolvers()
 
@@ -11,10 +11,10 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     # imported once Hydra has parsed the command line, so mistakes in it are reported without waiting for torch
-    from infomatch.console import tidy_lightning_logging
-    from infomatch.errors import UserError
-    from infomatch.failures import run_recording_failures
+    from infomatch.runs.failures import run_recording_failures
     from infomatch.tasks.evaluate import evaluate
+    from infomatch.utils.console import tidy_lightning_logging
+    from infomatch.utils.errors import UserError
 
     tidy_lightning_logging()
     # a failure writes failed.json in the output folder; a user error (a setting, a file, a full or read-only

@@ -8,7 +8,7 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
-from infomatch.run_folders import register_resolvers
+from infomatch.runs.folders import register_resolvers
 
 register_resolvers()
 # configs/hydra/launcher/joblib.yaml has the name of the joblib plugin's schema, so Hydra checks it against that
@@ -19,9 +19,9 @@ warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/joblib' is valida
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     # imported once Hydra has parsed the command line, so mistakes in it are reported without waiting for torch
-    from infomatch.console import tidy_lightning_logging
-    from infomatch.failures import run_recording_failures
+    from infomatch.runs.failures import run_recording_failures
     from infomatch.tasks.train import USER_ERRORS, train
+    from infomatch.utils.console import tidy_lightning_logging
 
     tidy_lightning_logging()
     # a failure writes failed.json in the run folder; a single run then exits 1, and a sweep job returns None

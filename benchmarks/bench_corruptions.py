@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from common import Stopwatch
-from infomatch.corruptions import BENCHMARK, RegeneratedCorruptions
-from infomatch.evaluation.corruptions import corruption_scores
+
+from infomatch.evaluation.cifar100c import BENCHMARK, RegeneratedCorruptions
+from infomatch.evaluation.cifar100c.scoring import corruption_scores
 from infomatch.models import ResNet18
 from infomatch.models.classifier import NormalizedClassifier
 

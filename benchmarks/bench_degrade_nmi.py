@@ -13,7 +13,7 @@ The per-image side always runs on the CPU, as the reference's DataLoader workers
 
 On CPU the batched stage allocates a few large temporaries per batch; by default glibc hands such
 blocks back to the OS and re-faults them, which can dominate in VMs. Like train.py, the benchmark keeps
-freed memory (infomatch.memory); --default-malloc measures glibc's default behaviour.
+freed memory (infomatch.utils.memory); --default-malloc measures glibc's default behaviour.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import random
 
 import torch
 import torchvision.transforms.functional as TF
-
 from common import Stopwatch, add_malloc_flag, set_up_malloc
+
 from infomatch.augment import DEGRADATIONS, Degrader
-from infomatch.targets import InformationMatching
+from infomatch.labels.strategies import InformationMatching
 
 NUM_CLASSES = 100
 BINS = 64

@@ -18,13 +18,22 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from common import (
+    RandomDataModule,
+    add_malloc_flag,
+    autocast,
+    build_module,
+    build_stage,
+    default_precision,
+    device_name,
+    set_up_malloc,
+    synchronize,
+)
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from common import (RandomDataModule, add_malloc_flag, autocast, build_module, build_stage, default_precision,
-                    device_name, set_up_malloc, synchronize)
-from infomatch.data.loading import DeviceBatches, batch_loader
-from infomatch.losses import soft_cross_entropy
+from infomatch.data.batching import DeviceBatches, batch_loader
+from infomatch.training.loss import soft_cross_entropy
 
 
 class TimeAfterWarmup(L.Callback):

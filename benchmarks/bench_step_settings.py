@@ -15,7 +15,6 @@ import argparse
 import itertools
 
 import torch
-
 from bench_train_step import make_step
 from common import Stopwatch, add_malloc_flag, build_module, build_stage, device_name, random_batches, set_up_malloc
 

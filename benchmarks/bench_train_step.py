@@ -13,13 +13,22 @@ from __future__ import annotations
 import argparse
 
 import torch
+from common import (
+    Stopwatch,
+    add_malloc_flag,
+    autocast,
+    build_module,
+    build_stage,
+    default_precision,
+    device_name,
+    random_batches,
+    set_up_malloc,
+)
 
-from common import (Stopwatch, add_malloc_flag, autocast, build_module, build_stage, default_precision, device_name,
-                    random_batches, set_up_malloc)
 from infomatch.augment import SAMPLINGS
 from infomatch.data.stage import to_unit_range
-from infomatch.losses import soft_cross_entropy
-from infomatch.targets import one_hot
+from infomatch.labels.strategies import one_hot
+from infomatch.training.loss import soft_cross_entropy
 
 
 def make_step(module, stage, optimizer, device, precision: str, with_stage: bool):

@@ -7,14 +7,14 @@ import time
 import torch
 
 from infomatch.augment import DEGRADATIONS, Degrader
+from infomatch.data.batching import DeviceBatches, batch_loader
 from infomatch.data.datamodule import InMemoryDataModule
-from infomatch.data.loading import DeviceBatches, batch_loader
 from infomatch.data.stage import TrainingStage
-from infomatch.memory import keep_freed_memory
+from infomatch.labels.strategies import InformationMatching
 from infomatch.models import ResNet18
-from infomatch.module import InfoMatchModule
-from infomatch.targets import InformationMatching
 from infomatch.tasks.train import cpu_has_native_bf16
+from infomatch.training.module import InfoMatchModule
+from infomatch.utils.memory import keep_freed_memory
 
 
 def build_module(width: int, num_classes: int = 100, compile: bool | str = False) -> InfoMatchModule:

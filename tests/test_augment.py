@@ -20,8 +20,8 @@ from infomatch.augment import (
     dropout,
     mosaic,
 )
-from infomatch.nmi import nmi
-from infomatch.targets import im_epsilon
+from infomatch.labels.nmi import nmi
+from infomatch.labels.strategies import im_epsilon
 
 
 def images(batch, height=32, width=32, seed=0):

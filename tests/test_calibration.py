@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from infomatch.evaluation import compare
-from infomatch.evaluation.calibration import fit_temperature
-from infomatch.metrics import AdaptiveCalibrationError, ConfidenceGap
+from infomatch.metrics.classification import AdaptiveCalibrationError, ConfidenceGap
+from infomatch.metrics.temperature import fit_temperature
 
 
 def logits_and_labels(temperature: float, count: int = 50_000, classes: int = 10, seed: int = 0):

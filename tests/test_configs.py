@@ -7,22 +7,27 @@ import importlib.util
 import lightning as L
 import pytest
 import torch
-from hydra.utils import get_class, instantiate
-from omegaconf import OmegaConf
-
+from conftest import CONFIGS, compose_config
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import get_class, instantiate
+from omegaconf import OmegaConf
 
-from conftest import CONFIGS, compose_config
+import infomatch.tasks.train
 from infomatch.augment import DEGRADATIONS, Degrader
 from infomatch.data import InMemoryDataModule
 from infomatch.models import ResNet18
-from infomatch.precision import cpu_model_name
-import infomatch.tasks.train
-from infomatch.tasks.train import (LOGGER_PACKAGES, build_callbacks, build_loggers, cpu_has_native_bf16,
-                                    lightning_trainer_config, resolve_precision)
-from infomatch.validation import validate_train_config
+from infomatch.runs.validation import validate_train_config
+from infomatch.tasks.train import (
+    LOGGER_PACKAGES,
+    build_callbacks,
+    build_loggers,
+    cpu_has_native_bf16,
+    lightning_trainer_config,
+    resolve_precision,
+)
+from infomatch.utils.precision import cpu_model_name
 
 
 def options(group: str) -> list[str]:

@@ -12,24 +12,23 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from pathlib import Path
-
+from conftest import ROOT
 from PIL import Image
 from scipy import ndimage
 
-from conftest import ROOT
-from infomatch.corruptions import functions
-from infomatch.corruptions.sources import OfficialCorruptions, RegeneratedCorruptions
 from infomatch.data import cifar100
-from infomatch.errors import EvaluationError
-from infomatch.evaluation.corruptions import check_baseline
+from infomatch.evaluation.cifar100c import functions
+from infomatch.evaluation.cifar100c.scoring import check_baseline
+from infomatch.evaluation.cifar100c.sources import OfficialCorruptions, RegeneratedCorruptions
 from infomatch.models import ResNet18
-from infomatch.seeding import mix_seed
 from infomatch.tasks.evaluate import evaluate
+from infomatch.utils.errors import EvaluationError
+from infomatch.utils.seeding import mix_seed
 
 SEVERITIES = (2, 5)
 
@@ -381,7 +380,7 @@ def run_folder(root, strategy: str, seed: int):
     """A run folder as train.py leaves it, with an untrained width-8 model: what evaluation reads of it."""
     torch.manual_seed(seed + (10 if strategy == "im" else 0))
     net = ResNet18(num_classes=10, width=8)
-    target = {"hard": "infomatch.targets.HardLabels", "im": "infomatch.targets.InformationMatching"}[strategy]
+    target = {"hard": "infomatch.labels.HardLabels", "im": "infomatch.labels.InformationMatching"}[strategy]
     folder = root / f"{seed}_{strategy}_all_seed{seed}"
     (folder / "checkpoints").mkdir(parents=True)
     torch.save({"state_dict": {f"net.{key}": value for key, value in net.state_dict().items()},
@@ -443,7 +442,6 @@ def test_regenerated_suite_end_to_end(make_config, sweep, tmp_path):
     assert hard["summary"]["mean_ece"] == pytest.approx(np.mean([hard["sets"][name]["ece"] for name in part["names"]]))
     assert hard["summary"]["mce"] == pytest.approx(100)
     im = part["models"]["im_seed0"]
-    clean_error = 1 - results["models"]["im_seed0"]["clean"]["top1"]
     assert im["summary"]["mce"] == pytest.approx(100 * np.mean(
         [np.sum(1 - np.array(im["sets"][name]["top1"])) / np.sum(1 - np.array(hard["sets"][name]["top1"]))
          for name in benchmark]))

@@ -9,10 +9,11 @@ import lightning as L
 import pytest
 import torch
 
-from infomatch.augment import DEGRADATIONS, apply_degradations, blur, crop_flip, diffusion, dropout, mosaic
-from infomatch.nmi import nmi
-from infomatch.batch import TrainingBatch
-from infomatch.targets import InformationMatching
+from infomatch.augment import DEGRADATIONS, apply_degradations, blur, diffusion, dropout, mosaic
+from infomatch.data.base_augment import crop_flip
+from infomatch.data.batch import TrainingBatch
+from infomatch.labels.nmi import nmi
+from infomatch.labels.strategies import InformationMatching
 from infomatch.tasks.train import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -7,7 +7,7 @@ import torch
 from infomatch.data import CIFAR100DataModule, SyntheticDataModule
 from infomatch.data.cifar100 import read_split
 from infomatch.data.datamodule import split_train_val
-from infomatch.errors import DatasetError
+from infomatch.utils.errors import DatasetError
 
 
 def write_fake_cifar(root, num_train=60, num_test=20):

@@ -16,13 +16,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from conftest import ROOT
+
 from infomatch.data import SyntheticDataModule
-from infomatch.data.loading import DeviceBatches, IndexBatches
-from infomatch.errors import ConfigError
-from infomatch.run_folders import hydra_subdir, log_name, shared_new_dir
-from infomatch.validation import check_distributed
+from infomatch.data.batching import DeviceBatches, IndexBatches
+from infomatch.runs.folders import hydra_subdir, log_name, shared_new_dir
+from infomatch.runs.validation import check_distributed
+from infomatch.utils.errors import ConfigError
 
 SIZES = (1, 7, 8, 9, 63, 64, 65, 100)
 

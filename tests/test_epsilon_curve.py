@@ -1,9 +1,10 @@
 import torch
 
 from infomatch.augment import DEGRADATIONS
-from infomatch.epsilon_curve import epsilon_curves, plot_epsilon_curves
-from infomatch.nmi import chance_nmi, nmi
-from infomatch.targets import MEASURES, MeasuredSmoothing, adjusted_nmi, ssim
+from infomatch.labels.measures import MEASURES, adjusted_nmi, ssim
+from infomatch.labels.nmi import chance_nmi, nmi
+from infomatch.labels.strategies import MeasuredSmoothing
+from infomatch.tasks.epsilon_curve import epsilon_curves, plot_epsilon_curves
 
 
 def test_every_measure_is_zero_at_level_zero_and_grows_with_level(tmp_path):

@@ -10,7 +10,6 @@ a chmod-ed folder stays writable, so no test relies on permissions.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shlex
 import subprocess
@@ -19,19 +18,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONFIGS, ROOT, compose_config
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-import infomatch.files
-from conftest import CONFIGS, ROOT, compose_config
-from infomatch.checkpointing import AtomicCheckpointIO
-from infomatch.errors import ConfigError, EvaluationError, OutputError, write_error
-from infomatch.failures import FAILED_FILE, FailedJobsReport, read_failure, run_recording_failures
-from infomatch.files import atomic_write
-from infomatch.run_folders import register_resolvers
+import infomatch.utils.files
+from infomatch.runs.checkpoint_io import AtomicCheckpointIO
+from infomatch.runs.failures import FAILED_FILE, FailedJobsReport, read_failure, run_recording_failures
+from infomatch.runs.folders import register_resolvers
+from infomatch.runs.validation import build_group, validate_train_config
 from infomatch.tasks.train import USER_ERRORS, train
-from infomatch.validation import build_group, validate_train_config
+from infomatch.utils.errors import ConfigError, EvaluationError, OutputError, write_error
+from infomatch.utils.files import atomic_write
 
 # one training step and one checkpoint (about 2 MB at width 8) on a few synthetic images
 TINY = ["debug=fast_dev_run", "data.train_size=128", "data.val_size=64", "data.test_size=64", "estimation.images=16"]
@@ -173,8 +172,8 @@ def test_failure_on_a_disk_where_even_failed_json_cannot_be_written_is_still_one
     def task(_):
         raise enospc(str(metrics))
 
-    monkeypatch.setattr("infomatch.failures.UNRECORDED", {})
-    monkeypatch.setattr(infomatch.files.os, "fsync", raise_enospc)  # failed.json's write fails on the same disk
+    monkeypatch.setattr("infomatch.runs.failures.UNRECORDED", {})
+    monkeypatch.setattr(infomatch.utils.files.os, "fsync", raise_enospc)  # failed.json's write fails on the same disk
     with pytest.raises(SystemExit) as stopped:
         run_recording_failures(task, compose_config([], tmp_path / "run"), USER_ERRORS)
     assert stopped.value.code == 1
@@ -185,11 +184,11 @@ def test_failure_on_a_disk_where_even_failed_json_cannot_be_written_is_still_one
 def test_sweep_reports_a_job_whose_failure_could_not_be_recorded(tmp_path, monkeypatch, capsys):
     sweep = tmp_path / "sweep"
     sweep_config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
-    monkeypatch.setattr("infomatch.failures.UNRECORDED", {})
+    monkeypatch.setattr("infomatch.runs.failures.UNRECORDED", {})
     report = FailedJobsReport()
     report.on_multirun_start(sweep_config)
     job = compose_config(["hydra.mode=MULTIRUN"], sweep / "0_ls_all_seed0")
-    monkeypatch.setattr(infomatch.files.os, "fsync", raise_enospc)
+    monkeypatch.setattr(infomatch.utils.files.os, "fsync", raise_enospc)
     assert run_recording_failures(lambda _: raise_enospc(), job, USER_ERRORS) is None
     assert not (sweep / "0_ls_all_seed0" / FAILED_FILE).exists()
     with pytest.raises(SystemExit):

@@ -7,23 +7,22 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, compose_config
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from torchmetrics import MeanMetric
 
-from conftest import ROOT, compose_config
 from infomatch.data import cifar100
-from infomatch.errors import CheckpointError, ConfigError, EvaluationError
 from infomatch.evaluation import clean, plots
-from infomatch.evaluation.calibration import fit_temperature
-from infomatch.evaluation.loading import load_model
+from infomatch.evaluation.checkpoints import load_model
+from infomatch.metrics.temperature import fit_temperature
 from infomatch.models import ResNet18
 from infomatch.tasks.evaluate import evaluate
 from infomatch.tasks.train import train
+from infomatch.utils.errors import CheckpointError, ConfigError, EvaluationError
 
 # the data the tiny models are trained on (debug=fast) and evaluated with
 DATA = ["data=synthetic", "data.num_classes=10", "data.train_size=512", "data.test_size=128", "data.val_size=128"]
@@ -265,7 +264,7 @@ def test_checkpoint_in_todays_layout_loads_to_the_same_logits(sweep, tmp_path):
                 module.running_var.uniform_(0.5, 2.0, generator=generator)
     mean, std = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
     config = {"model": {"_target_": "infomatch.models.ResNet18", "num_classes": 10, "width": 8},
-              "labels": {"_target_": "infomatch.targets.InformationMatching", "eps_max": 0.9, "bins": 64,
+              "labels": {"_target_": "infomatch.labels.InformationMatching", "eps_max": 0.9, "bins": 64,
                          "spread": "all"},
               "seed": 3}
     path = tmp_path / "today.ckpt"

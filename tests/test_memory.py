@@ -1,7 +1,7 @@
 import platform
 import sys
 
-from infomatch.memory import keep_freed_memory
+from infomatch.utils.memory import keep_freed_memory
 
 
 def test_keep_freed_memory_applies_exactly_where_glibc_is_the_libc():

@@ -29,7 +29,8 @@ def test_width_scales_channels_and_keeps_output_shape():
 
 def test_channels_last_only_where_its_kernels_are_safe():
     import torch
-    from infomatch.precision import channels_last_is_safe, cpu_flags
+
+    from infomatch.utils.precision import channels_last_is_safe, cpu_flags
     assert channels_last_is_safe(torch.device("cuda"), set())
     assert channels_last_is_safe(torch.device("cpu"), cpu_flags("flags : fpu avx2 avx512f amx_bf16\n"))
     # AVX2-only CPUs: oneDNN's channels_last kernels hung or crashed there at width 4

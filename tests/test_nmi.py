@@ -6,7 +6,7 @@ import torch
 from sklearn.metrics import normalized_mutual_info_score
 
 from infomatch.augment import blur, diffusion, dropout, mosaic
-from infomatch.nmi import nmi, quantize
+from infomatch.labels.nmi import nmi, quantize
 
 
 def sklearn_nmi(a, b, bins):

@@ -17,15 +17,15 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from omegaconf import OmegaConf
-
 from conftest import ROOT, compose_config, start_until_marker
-from infomatch.callbacks import StopOnSignal
-from infomatch.errors import ConfigError, RunInterrupted, UnsafeCheckpointError
-from infomatch.evaluation.loading import load_model
-from infomatch.tasks.train import train
-from infomatch.validation import check_resume
+from omegaconf import OmegaConf
 from test_reliability import EARLY_BEST, TINY, assert_one_paragraph_error, run_train, subprocess_env, train_py
+
+from infomatch.evaluation.checkpoints import load_model
+from infomatch.runs.validation import check_resume
+from infomatch.tasks.train import train
+from infomatch.training.callbacks import StopOnSignal
+from infomatch.utils.errors import ConfigError, RunInterrupted, UnsafeCheckpointError
 
 
 class WaitForSignal(L.Callback):
@@ -157,7 +157,7 @@ def test_second_run_on_a_busy_run_name_is_refused_and_changes_nothing(tmp_path):
     finally:
         first.kill()  # a crash: the OS releases the lock
         first.wait(timeout=60)
-    take_lock = "import sys; from pathlib import Path; from infomatch.run_folders import lock_run_dir; " \
+    take_lock = "import sys; from pathlib import Path; from infomatch.runs.folders import lock_run_dir; " \
                 "lock_run_dir(Path(sys.argv[1]))"
     subprocess.run([sys.executable, "-c", take_lock, str(run)], env=subprocess_env(), check=True, timeout=120)
 
@@ -248,7 +248,7 @@ def test_checkpoint_that_would_run_code_is_refused_by_resume_and_evaluate(smuggl
 
 
 def test_lightning_loads_through_the_plain_loader(smuggling_checkpoint):
-    from infomatch.checkpointing import AtomicCheckpointIO
+    from infomatch.runs.checkpoint_io import AtomicCheckpointIO
 
     path, marker = smuggling_checkpoint
     with pytest.raises(UnsafeCheckpointError):

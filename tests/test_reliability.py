@@ -17,19 +17,19 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import CONFIGS, ROOT, compose_config, start_until_marker
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-import infomatch.module
-from conftest import CONFIGS, ROOT, compose_config, start_until_marker
-from infomatch.checkpointing import AtomicCheckpointIO, atomic_write
-from infomatch.errors import ConfigError, DatasetError
-from infomatch.run_folders import claim_new_dir, hydra_subdir, register_resolvers, run_dir
-from infomatch.seeding import mix_seed
+import infomatch.training.module
+from infomatch.runs.checkpoint_io import AtomicCheckpointIO, atomic_write
+from infomatch.runs.folders import claim_new_dir, hydra_subdir, register_resolvers, run_dir
+from infomatch.runs.validation import check_resume, validate_train_config
 from infomatch.tasks.train import train
-from infomatch.validation import check_resume, validate_train_config
+from infomatch.utils.errors import ConfigError, DatasetError
+from infomatch.utils.seeding import mix_seed
 
 # 2 training batches per epoch, deterministic algorithms, the width-8 ResNet of debug=fast
 TINY = ["debug=fast", "data.train_size=192", "data.val_size=64", "data.test_size=64",
@@ -249,7 +249,7 @@ def test_interrupted_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, mo
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(make_config, tmp_path, monkeypatch):
-    real_loss = infomatch.module.soft_cross_entropy
+    real_loss = infomatch.training.module.soft_cross_entropy
     calls = []
 
     def loss_diverging_at_step_3(logits, targets):
@@ -257,7 +257,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
         loss = real_loss(logits, targets)
         return loss * float("nan") if len(calls) == 3 else loss
 
-    monkeypatch.setattr(infomatch.module, "soft_cross_entropy", loss_diverging_at_step_3)
+    monkeypatch.setattr(infomatch.training.module, "soft_cross_entropy", loss_diverging_at_step_3)
     with pytest.raises(FloatingPointError, match=r"non-finite training loss \(nan\) at epoch 1, global step 2") as raised:
         train(make_config(*TINY, "trainer.max_epochs=3"))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from infomatch import results
-from infomatch.errors import UserError
 from infomatch.evaluation.clean import CALIBRATION_METRICS, CLEAN_METRICS
 from infomatch.evaluation.degraded import ROBUSTNESS_SCORES
+from infomatch.tasks import results
+from infomatch.utils.errors import UserError
 
 T_975 = {1: 12.706204736174704, 2: 4.302652729915332}  # Student t 97.5% quantiles (tables: 12.706, 4.303)
 SETTINGS = {"data": "synthetic", "subset": None, "num_images": 100, "ece_bins": 15, "seed": 0, "device": "cpu"}
@@ -148,4 +148,4 @@ def test_the_result_pages_are_what_docs_results_rebuild(tmp_path, page):
     shutil.copytree(repo / "docs" / "results", tmp_path / "docs" / "results")
     results.rebuild_readme(copy, tmp_path / "docs" / "results")
     assert copy.read_text() == (repo / page).read_text(), \
-        f"{page}'s results blocks differ from docs/results: run python -m infomatch.results tables"
+        f"{page}'s results blocks differ from docs/results: run python -m infomatch.tasks.results tables"

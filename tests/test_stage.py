@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from infomatch.augment import Degrader, crop_flip
+from infomatch.augment import Degrader
+from infomatch.data.base_augment import crop_flip
 from infomatch.data.stage import TrainingStage
-from infomatch.nmi import nmi
-from infomatch.seeding import mix_seed
-from infomatch.targets import InformationMatching, im_epsilon
+from infomatch.labels.nmi import nmi
+from infomatch.labels.strategies import InformationMatching, im_epsilon
+from infomatch.utils.seeding import mix_seed
 
 
 def uint8_images(count: int, seed: int = 0) -> torch.Tensor:

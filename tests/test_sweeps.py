@@ -10,15 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import CONFIGS, ROOT, compose_config
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from conftest import CONFIGS, ROOT, compose_config
-from infomatch.errors import CheckpointError, ConfigError
-from infomatch.evaluation.loading import resolve_checkpoints
-from infomatch.failures import FailedJobsReport, describe, read_failure, run_recording_failures
+from infomatch.evaluation.checkpoints import resolve_checkpoints
+from infomatch.runs.failures import FailedJobsReport, describe, read_failure, run_recording_failures
+from infomatch.utils.errors import CheckpointError, ConfigError
 
 # tiny jobs: width-4 network, one epoch of two steps on 128 synthetic images
 TINY = ["debug=fast", "model.width=4", "data.train_size=128", "data.val_size=64", "data.test_size=64", "test=false"]

@@ -5,15 +5,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from infomatch.augment import DEGRADATIONS, Degrader, apply_degradations, mosaic
-from infomatch.batch import TrainingBatch
-from infomatch.checks import SettingError
-from infomatch.losses import soft_cross_entropy
-from infomatch.nmi import nmi
-from infomatch.targets import (
+from infomatch.data.batch import TrainingBatch
+from infomatch.labels.nmi import nmi
+from infomatch.labels.strategies import (
     HardLabels,
     InformationMatching,
     LabelSmoothing,
@@ -24,6 +21,8 @@ from infomatch.targets import (
     one_hot,
     smooth,
 )
+from infomatch.training.loss import soft_cross_entropy
+from infomatch.utils.checks import SettingError
 
 K = 100
 

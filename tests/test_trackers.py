@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from hydra.utils import get_class
 
-from infomatch.errors import ConfigError
 from infomatch.tasks import train as train_task
 from infomatch.tasks.train import build_loggers, train
+from infomatch.utils.errors import ConfigError
 
 TINY = ["debug=fast", "data.train_size=192", "data.val_size=64", "data.test_size=64", "test=false"]
 
@@ -31,7 +31,7 @@ def test_mlflow_run_holds_the_config_and_validation_metrics(make_config, tmp_pat
     assert run.data.tags["mlflow.runName"] == "ls_all_seed3"
     assert run.data.tags["run_dir"] == str(tmp_path / "run")
     params = run.data.params
-    assert params["seed"] == "3" and params["labels/_target_"] == "infomatch.targets.LabelSmoothing"
+    assert params["seed"] == "3" and params["labels/_target_"] == "infomatch.labels.LabelSmoothing"
     assert params["optimizer/lr"] == str(make_config(*TINY).optimizer.lr)
     assert run.data.metrics["val/top1"] == pytest.approx(metrics["val"]["val/top1"])
     history = client.get_metric_history(run.info.run_id, "val/top1")
@@ -48,7 +48,7 @@ def test_wandb_offline_run_is_written_to_the_run_folder(make_config, tmp_path, m
     run = wandb.run
     try:
         assert run.offline and run.name == "im_all_seed2"
-        assert run.config["seed"] == 2 and run.config["labels"]["_target_"] == "infomatch.targets.InformationMatching"
+        assert run.config["seed"] == 2 and run.config["labels"]["_target_"] == "infomatch.labels.InformationMatching"
         assert run.summary["val/top1"] == pytest.approx(metrics["val"]["val/top1"])
     finally:
         wandb.finish()

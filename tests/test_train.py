@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, compose_config
+
 from infomatch.tasks.train import train
 
 
@@ -43,7 +43,7 @@ def test_estimates_are_written_to_metrics_json_and_the_checkpoints(make_config, 
     import torch
     from hydra.utils import instantiate
 
-    from infomatch.targets import MatchedSmoothing
+    from infomatch.labels.strategies import MatchedSmoothing
     from infomatch.tasks.train import build_datamodule, fit_label_strategy
 
     overrides = ["debug=fast", "labels=matched", "labels.measure=nmi_adjusted", "estimation.images=64",
@@ -184,7 +184,7 @@ def test_compiled_network_trains_to_the_eager_loss(make_config, tmp_path):
 
 
 def test_run_time_estimate_reads_as_a_person_would_say_it():
-    from infomatch.callbacks import duration_text, run_time_estimate
+    from infomatch.training.callbacks import duration_text, run_time_estimate
     assert [duration_text(s) for s in (42, 750, 3 * 3600 + 1800, 3 * 86400)] == ["42 s", "12.5 min", "3.5 h", "3.0 days"]
     # 352 steps of 7.7 s: 45 min an epoch, 100 epochs = 3.1 days; on a CPU that earns the hint
     line = run_time_estimate(7.7, 352, 100, on_cpu=True)
@@ -195,7 +195,7 @@ def test_run_time_estimate_reads_as_a_person_would_say_it():
 
 
 def test_run_header_and_footer_say_what_ran_and_what_comes_next():
-    from infomatch.console import run_footer, run_header
+    from infomatch.utils.console import run_footer, run_header
     header = run_header({"labels": "im", "augment": "all"}, {"epochs": 8, "batch": 128}, 176_123, "outputs/runs/x")
     assert header.splitlines() == ["labels=im augment=all", "  epochs 8, batch 128, 176 K parameters",
                                    "  run folder: outputs/runs/x"]
@@ -208,7 +208,8 @@ def test_run_header_and_footer_say_what_ran_and_what_comes_next():
 
 def test_known_lightning_noise_is_filtered_by_message_only():
     import warnings
-    from infomatch.console import quiet_known_noise
+
+    from infomatch.utils.console import quiet_known_noise
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         quiet_known_noise()
@@ -220,7 +221,8 @@ def test_known_lightning_noise_is_filtered_by_message_only():
 
 def test_a_sweep_ends_with_a_table_of_its_jobs(tmp_path):
     import json
-    from infomatch.console import sweep_summary
+
+    from infomatch.utils.console import sweep_summary
     for name, files in (("0_hard_all_seed0", {"metrics.json": {"best_val_top1": 0.2134}}),
                         ("1_im_all_seed0", {"failed.json": {"error": "boom"}}), ("10_ls_all_seed0", {})):
         (tmp_path / name).mkdir()

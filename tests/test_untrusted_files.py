@@ -17,23 +17,23 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import CONFIGS, ROOT, compose_config
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
-
-from conftest import CONFIGS, ROOT, compose_config
-from infomatch import trusted
-from infomatch.data import cifar100
-from infomatch.errors import CheckpointError, ConfigError, DatasetError, UnsafeCheckpointError
-from infomatch.evaluation.loading import load_model
-from infomatch.run_folders import register_resolvers
-from infomatch.tasks.evaluate import evaluate
-from infomatch.tasks.train import train
-from infomatch.validation import check_resume
 from test_data import write_fake_cifar
 from test_preemption import Smuggled
 from test_reliability import TINY, assert_one_paragraph_error, run_train, subprocess_env
+
+from infomatch.data import cifar100
+from infomatch.evaluation.checkpoints import load_model
+from infomatch.runs import trusted
+from infomatch.runs.folders import register_resolvers
+from infomatch.runs.validation import check_resume
+from infomatch.tasks.evaluate import evaluate
+from infomatch.tasks.train import train
+from infomatch.utils.errors import CheckpointError, ConfigError, DatasetError, UnsafeCheckpointError
 
 DATA = ["data=synthetic", "data.num_classes=10", "data.train_size=192", "data.test_size=64", "data.val_size=64"]
 QUICK = ["robustness.levels=2", "confidence.levels=2", "plots=false"]

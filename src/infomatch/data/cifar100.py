@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from infomatch.errors import DatasetError
+from infomatch.utils.errors import DatasetError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 ARCHIVE_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from infomatch.batch import TrainingBatch
-from infomatch.checks import check_integer, require
 from infomatch.data import cifar100
-from infomatch.data.loading import DeviceBatches, batch_loader
+from infomatch.data.batch import TrainingBatch
+from infomatch.data.batching import DeviceBatches, batch_loader
 from infomatch.data.stage import TrainingStage, to_unit_range
-from infomatch.errors import ConfigError
+from infomatch.utils.checks import check_integer, require
+from infomatch.utils.errors import ConfigError
 
 
 def split_train_val(num_train: int, val_size: int, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from infomatch.augment import Degrader, crop_flip
-from infomatch.batch import TrainingBatch
-from infomatch.seeding import mix_seed
+from infomatch.augment import Degrader
+from infomatch.data.base_augment import crop_flip
+from infomatch.data.batch import TrainingBatch
+from infomatch.utils.seeding import mix_seed
 
 
-def to_unit_range(images: Tensor) -> Tensor:
-    """uint8 [0, 255] -> float32 [0, 1]."""
-    return images.float().div_(255)
+def to_unit_range(images: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """uint8 [0, 255] -> [0, 1] in ``dtype``: the one conversion every stage uses."""
+    return images.to(dtype) / 255
 
 
 class TrainingStage:

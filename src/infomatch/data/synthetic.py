@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from infomatch.checks import check_integer, require
 from infomatch.data.datamodule import InMemoryDataModule
+from infomatch.utils.checks import check_integer, require
 
 
 def synthetic_images(num_images: int, num_classes: int, image_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from infomatch.metrics import AdaptiveCalibrationError, BrierScore, ConfidenceGap, EvaluationMetrics
+from infomatch.metrics.classification import AdaptiveCalibrationError, BrierScore, ConfidenceGap, EvaluationMetrics
+from infomatch.metrics.per_sample import confidence_and_correct
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ def reliability_bins(logits: Tensor, labels: Tensor, bins: int) -> dict[str, lis
     Binned like torchmetrics' ECE (bucketize on linspace(0, 1, bins + 1), right-closed edges), so the
     diagram's gaps weighted by counts add up to the reported ECE.
     """
-    confidence, prediction = logits.float().softmax(dim=1).max(dim=1)
-    correct = (prediction == labels).double()
+    confidence, correct = confidence_and_correct(logits.float(), labels)
+    correct = correct.double()
     edges = torch.linspace(0, 1, bins + 1, device=logits.device)
     index = (torch.bucketize(confidence, edges, right=True) - 1).clamp(0, bins - 1)
     count = torch.bincount(index, minlength=bins).double()

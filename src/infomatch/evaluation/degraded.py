@@ -13,16 +13,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from infomatch.augment import DEGRADATIONS, apply_degradations
-from infomatch.seeding import mix_seed
-
-
-def correct(logits: Tensor, labels: Tensor) -> Tensor:
-    return (logits.argmax(dim=1) == labels).float()
-
-
-def true_class_probability(logits: Tensor, labels: Tensor) -> Tensor:
-    return logits.float().softmax(dim=1).gather(1, labels[:, None]).squeeze(1)
-
+from infomatch.data.stage import to_unit_range
+from infomatch.metrics.per_sample import brier, confidence_and_correct, nll
+from infomatch.utils.seeding import mix_seed
 
 # the per-image scores of robustness_scores, in its column order
 ROBUSTNESS_SCORES = ("top1", "nll", "brier", "nll_ts", "brier_ts")
@@ -30,12 +23,9 @@ ROBUSTNESS_SCORES = ("top1", "nll", "brier", "nll_ts", "brier_ts")
 
 def robustness_scores(logits: Tensor, labels: Tensor, temperature: float) -> Tensor:
     """(B, 5) per image: correct, NLL and Brier score, then NLL and Brier after temperature scaling by ``temperature``."""
-    columns = [correct(logits, labels)]
+    columns = [confidence_and_correct(logits.float(), labels)[1]]
     for scaled in (logits.float(), logits.float() / temperature):
-        log_probabilities = scaled.log_softmax(dim=1)
-        hot = torch.nn.functional.one_hot(labels, logits.shape[1])
-        columns += [-log_probabilities.gather(1, labels[:, None]).squeeze(1),
-                    (log_probabilities.exp() - hot).pow(2).sum(dim=1)]
+        columns += [nll(scaled, labels), brier(scaled, labels)]
     return torch.stack(columns, dim=1)
 
 
@@ -57,11 +47,11 @@ def degradation_curves(classifiers: list[nn.Module], images: Tensor, labels: Ten
         generator = torch.Generator(device=device).manual_seed(mix_seed(seed, type_id, level_index))
         totals = 0
         for chunk, chunk_labels in zip(images.split(batch_size), labels.split(batch_size)):
-            chunk = chunk.float().div_(255)
+            chunk = to_unit_range(chunk)
             types = torch.full((len(chunk),), type_id, device=device)
             degraded = apply_degradations(chunk, types, torch.full((len(chunk),), float(level), device=device),
                                           generator, **settings)
-            totals = totals + torch.stack([model_score(classifier(degraded), chunk_labels).double().sum(dim=0)
+            totals = totals + torch.stack([model_score(classifier(degraded).float(), chunk_labels).double().sum(dim=0)
                                            for model_score, classifier in zip(scores, classifiers)])
         if result is None:
             result = torch.zeros(len(degradations), len(levels), *totals.shape, dtype=torch.float64)

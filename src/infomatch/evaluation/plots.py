@@ -21,7 +21,8 @@ def colors(names: list[str]) -> dict[str, tuple]:
     return {name: palette(index % palette.N) for index, name in enumerate(names)}
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Lay out, write and close ``fig`` (its folder made if needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)
@@ -56,7 +57,7 @@ def reliability_diagram(name: str, reliability: dict, ece: float, path: Path) ->
     bottom.bar_label(bars, labels=[str(n) if n else "" for n in count], fontsize=7, padding=1)
     bottom.set(xlabel="Confidence (max softmax probability)", ylabel="Images")
     bottom.margins(y=0.25)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def clean_bars(series: dict[str, dict[str, dict]], panels: list[tuple[str, str, bool]], path: Path, title: str) -> None:
@@ -91,7 +92,7 @@ def clean_bars(series: dict[str, dict[str, dict]], panels: list[tuple[str, str, 
             axis.axhline(0, color="black", linewidth=0.8)
         axis.grid(axis="x", visible=False)
     fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def curves(levels: list[float], series: dict[str, dict], path: Path, title: str, ylabel: str,
@@ -110,7 +111,7 @@ def curves(levels: list[float], series: dict[str, dict], path: Path, title: str,
     axis.set(xlabel="Degradation level d (0 = clean, 1 = strongest)", ylabel=ylabel, title=title, xlim=(-0.02, 1.02))
     axis.set_ylim(0, min(axis.get_ylim()[1], 100 if percent else 1) * 1.05)
     axis.legend(loc="best", ncol=2 if len(series) > 6 else 1)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def heatmap(levels: list[float], names: list[str], values: np.ndarray, path: Path, title: str, label: str) -> None:
@@ -130,7 +131,7 @@ def heatmap(levels: list[float], names: list[str], values: np.ndarray, path: Pat
     axis.set(xlabel="Model", ylabel="Degradation level d", title=title)
     axis.grid(False)
     fig.colorbar(image, ax=axis, label=label)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 # the forest plot's panels: (group, metric key, panel title, scale, unit); the full set is in comparisons.csv

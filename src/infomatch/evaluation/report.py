@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from infomatch.augment import describe
-from infomatch.evaluation import aggregate, clean, corruption_report, plots
-from infomatch.files import atomic_write
+from infomatch.evaluation import aggregate, clean, plots
+from infomatch.evaluation.cifar100c import report as corruption_report
+from infomatch.evaluation.tables import interval_text, markdown_table, number_text, stats_text
+from infomatch.utils.files import atomic_write
 
 
 def _clean_columns() -> list[tuple[str, str, int]]:
@@ -59,24 +61,6 @@ def verdict(row: dict) -> str:
     return "separated" if row["separated"] else "not separated"
 
 
-def _row(cells: list) -> str:
-    return "| " + " | ".join(str(cell) for cell in cells) + " |"
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    return [_row(header), _row(["---"] * len(header)), *map(_row, rows), ""]
-
-
-def number_text(value: float, scale: float, signed: bool = False) -> str:
-    """Percentages with 2 decimals, other metrics with 4; ``signed`` writes the sign of a difference."""
-    return f"{value * scale:{'+' if signed else ''}.{2 if scale == 100 else 4}f}"
-
-
-def _pm(stats: dict, scale: float) -> str:
-    mean = number_text(stats["mean"], scale)
-    return mean if stats["std"] is None else f"{mean} ± {number_text(stats['std'], scale)}"
-
-
 def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
     models, info = results["models"], results["evaluation"]
     lines = ["# Evaluation summary", "",
@@ -87,14 +71,14 @@ def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
              f"({results['confidence']['class_name']}), {results['confidence']['num_images']} test images", "",
              "## Clean test set", ""]
     columns = _clean_columns()
-    lines += _table(["model", "strategy", "seed", *(label for _, label, _ in columns), "checkpoint"],
+    lines += markdown_table(["model", "strategy", "seed", *(label for _, label, _ in columns), "checkpoint"],
                     [[name, model["strategy"], "–" if model["seed"] is None else model["seed"],
                       *(number_text(model["clean"][key], scale) for key, _, scale in columns),
                       f"`{model['checkpoint']}`"] for name, model in models.items()])
     if aggregated:
         lines += ["## Per strategy, mean ± std over seeds", ""]
-        lines += _table(["strategy", "models", *(label for _, label, _ in columns)],
-                        [[strategy, group["n"], *(_pm(group["clean"][key], scale) for key, _, scale in columns)]
+        lines += markdown_table(["strategy", "models", *(label for _, label, _ in columns)],
+                        [[strategy, group["n"], *(stats_text(group["clean"][key], scale) for key, _, scale in columns)]
                          for strategy, group in results["aggregate"].items()])
     lines += _temperature_section(results)
     if "comparisons" in results:
@@ -103,7 +87,7 @@ def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
     levels = results["robustness"]["levels"]
     lines += ["## Robustness: top-1 % under degradation", "",
               "Mean over the levels " + ", ".join(map(str, levels)) + ":", ""]
-    lines += _table(["model", *types, "all types"],
+    lines += markdown_table(["model", *types, "all types"],
                     [[name, *(f"{100 * np.mean(model['robustness'][degradation]):.2f}" for degradation in types),
                       f"{100 * np.mean(list(model['robustness'].values())):.2f}"] for name, model in models.items()])
     if aggregated:
@@ -112,16 +96,16 @@ def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
             strategy: aggregate.mean_std([{degradation: float(np.mean(models[name]["robustness"][degradation]))
                                            for degradation in types} for name in group["models"]])
             for strategy, group in results["aggregate"].items()}
-        lines += _table(["strategy", *types],
-                        [[strategy, *(_pm(averages[degradation], 100) for degradation in types)]
+        lines += markdown_table(["strategy", *types],
+                        [[strategy, *(stats_text(averages[degradation], 100) for degradation in types)]
                          for strategy, averages in level_averages.items()])
     for degradation in types:
         lines += [f"### {describe(degradation, info['degradation'])}", ""]
-        lines += _table(["model", *(f"d = {level:g}" for level in levels)],
+        lines += markdown_table(["model", *(f"d = {level:g}" for level in levels)],
                         [[name, *(f"{100 * value:.2f}" for value in model["robustness"][degradation])]
                          for name, model in models.items()])
     lines += ["## Confidence: mean softmax probability of the true class, averaged over levels", ""]
-    lines += _table(["model", *types],
+    lines += markdown_table(["model", *types],
                     [[name, *(f"{np.mean(model['confidence'][degradation]):.3f}" for degradation in types)]
                      for name, model in models.items()])
     return "\n".join(lines)
@@ -149,7 +133,7 @@ def _temperature_section(results: dict[str, Any]) -> list[str]:
                      *(_before_after(clean_before[key], clean_after[key])
                        for key in ("nll", "ece", "brier", "confidence_gap", "adaptive_ece")),
                      _before_after(grid["nll"], grid["nll_ts"]), _before_after(grid["brier"], grid["brier_ts"])])
-    lines += _table(["model", "T", "NLL", "ECE", "Brier", "conf − acc", "adaptive ECE", "robust NLL", "robust Brier"],
+    lines += markdown_table(["model", "T", "NLL", "ECE", "Brier", "conf − acc", "adaptive ECE", "robust NLL", "robust Brier"],
                     rows)
     return lines
 
@@ -159,8 +143,7 @@ PERCENT_METRICS = ("top1", "top5", "robust top1")  # differences in percentage p
 
 def _difference_cells(row: dict) -> list[str]:
     scale = 100 if row["metric"] in PERCENT_METRICS else 1
-    interval = ("–" if row["low"] is None else
-                f"[{number_text(row['low'], scale, signed=True)}, {number_text(row['high'], scale, signed=True)}]")
+    interval = "–" if row["low"] is None else interval_text(row["low"], row["high"], scale)
     return [row["strategy"], f"{row['metric']}{' (points)' if scale == 100 else ''}",
             number_text(row["difference"], scale, signed=True), interval]
 
@@ -178,7 +161,7 @@ def _comparison_section(comparisons: dict[str, Any]) -> list[str]:
                   "both strategies have the same seeds, Welch's interval otherwise. An interval that contains 0 is not "
                   "separated from seed noise. Accuracies in percentage points; (ts): after temperature scaling; "
                   "robust: mean over the robustness grid.", ""]
-        lines += _table(["strategy", "metric", "difference", "95% CI", "method", "n", "verdict"],
+        lines += markdown_table(["strategy", "metric", "difference", "95% CI", "method", "n", "verdict"],
                         [[*_difference_cells(row), row["method"], row["n"], verdict(row)] for row in rows])
     return lines
 

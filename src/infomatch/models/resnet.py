@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from infomatch.checks import check_integer
+from infomatch.utils.checks import check_integer
 
 
 class BasicBlock(nn.Module):

@@ -13,15 +13,15 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from infomatch.evaluation import aggregate, compare, report
-from infomatch.evaluation.calibration import fit_temperature
+from infomatch.evaluation.checkpoints import LoadedModel, load_models
+from infomatch.evaluation.cifar100c.scoring import check_baseline, corruption_results, corruption_scores
 from infomatch.evaluation.clean import CALIBRATION_METRICS, clean_metrics, predict, reliability_bins
-from infomatch.evaluation.corruptions import check_baseline, corruption_results, corruption_scores
-from infomatch.evaluation.degraded import (ROBUSTNESS_SCORES, curves_by_model, degradation_curves, robustness_scores,
-                                           true_class_probability)
-from infomatch.errors import CheckpointError, EvaluationError
-from infomatch.evaluation.loading import LoadedModel, load_models
-from infomatch.memory import keep_freed_memory
-from infomatch.validation import build_group, validate_evaluate_config
+from infomatch.evaluation.degraded import ROBUSTNESS_SCORES, curves_by_model, degradation_curves, robustness_scores
+from infomatch.metrics.per_sample import true_class_probability
+from infomatch.metrics.temperature import fit_temperature
+from infomatch.runs.validation import build_group, validate_evaluate_config
+from infomatch.utils.errors import CheckpointError, EvaluationError
+from infomatch.utils.memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 

@@ -17,16 +17,16 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from infomatch.checkpointing import AtomicCheckpointIO, atomic_write, load_plain
-from infomatch.console import run_footer, run_header
 from infomatch.data.stage import TrainingStage
-from infomatch.errors import ConfigError, RunInterrupted, UserError
-from infomatch.failures import in_sweep
-from infomatch.loggers import HISTORY_LOGGERS
-from infomatch.memory import keep_freed_memory
-from infomatch.precision import cpu_flags, cpu_model_name
-from infomatch.module import InfoMatchModule
-from infomatch.validation import check_distributed, check_new_output, check_resume, validate_train_config
+from infomatch.runs.checkpoint_io import AtomicCheckpointIO, atomic_write, load_plain
+from infomatch.runs.failures import in_sweep
+from infomatch.runs.validation import check_distributed, check_new_output, check_resume, validate_train_config
+from infomatch.training.loggers import HISTORY_LOGGERS
+from infomatch.training.module import InfoMatchModule
+from infomatch.utils.console import run_footer, run_header
+from infomatch.utils.errors import ConfigError, RunInterrupted, UserError
+from infomatch.utils.memory import keep_freed_memory
+from infomatch.utils.precision import cpu_flags, cpu_model_name
 
 log = logging.getLogger(__name__)
 
