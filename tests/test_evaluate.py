@@ -348,3 +348,27 @@ def test_im_with_another_measure_is_its_own_strategy(sweep, tmp_path):
     torch.save(checkpoint, tmp_path / "ssim.ckpt")
     assert load_model(tmp_path / "ssim.ckpt").strategy == "im_ssim"
     assert load_model(best(sweep, "1_im_all_seed0")).strategy == "im"
+
+
+FIXTURE = ROOT / "tests" / "fixtures" / "checkpoint_2026-12-02"
+
+
+def test_a_checkpoint_written_before_the_restructure_evaluates_to_its_recorded_numbers(make_config):
+    """A width-4 IM checkpoint written by main before the package moved (its config names infomatch.targets.*)
+    still loads, through MOVED_TARGETS, and evaluates to the numbers recorded then.
+
+    The tolerance covers float32 kernels of other CPUs (~1e-6 relative); a wrong class, normalization or
+    degradation setting moves these numbers by far more. Top-1 may flip one near-tie of 128 images."""
+    expected = json.loads((FIXTURE / "expected.json").read_text())
+    stored = torch.load(FIXTURE / "im_width4.ckpt", map_location="cpu", weights_only=True)
+    assert stored["infomatch_config"]["labels"]["_target_"] == "infomatch.targets.InformationMatching"
+    results = evaluate(make_config("data=synthetic", "data.num_classes=10", "data.train_size=256", "data.val_size=64",
+                                   "data.test_size=128", "device=cpu", "robustness.levels=3", "confidence.levels=2",
+                                   "plots=false", f"ckpt={FIXTURE / 'im_width4.ckpt'}", config_name="evaluate"))
+    model = results["models"]["im_seed0"]
+    assert model["strategy"] == "im"
+    for metric, value in expected["clean"].items():
+        tolerance = {"abs": 1 / 128} if metric in ("top1", "top5") else {"rel": 1e-4}
+        assert model["clean"][metric] == pytest.approx(value, **tolerance), metric
+    for degradation, curve in expected["robustness"].items():
+        assert model["robustness"][degradation] == pytest.approx(curve, abs=1 / 128), degradation
