@@ -6,7 +6,8 @@ The data module hands it training batches already cropped, flipped and degraded 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import lightning as L
 import torch
