@@ -92,7 +92,7 @@ def bare_seconds(width, count, batch, warmup, device, precision, on_device: bool
             synchronize(device)
             start = time.perf_counter()
         record = stage(images_u8.to(device, non_blocking=True), labels_batch.to(device, non_blocking=True))
-        targets, _ = module.strategy(record, module.num_classes)
+        targets, _ = module.label_strategy(record, module.num_classes)
         with autocast(device, precision):
             logits = module(record.degraded)
         loss = soft_cross_entropy(logits, targets)

@@ -37,7 +37,7 @@ def make_step(module, stage, optimizer, device, precision: str, with_stage: bool
         labels = labels.to(device, non_blocking=True)
         if with_stage:
             batch = stage(images_u8, labels)
-            images, (targets, _) = batch.degraded, module.strategy(batch, module.num_classes)
+            images, (targets, _) = batch.degraded, module.label_strategy(batch, module.num_classes)
         else:
             images, targets = to_unit_range(images_u8), one_hot(labels, module.num_classes)
         with autocast(device, precision):
@@ -53,7 +53,7 @@ def stage_only(module, stage, device, batches) -> float:
     """Seconds for the data stage and the targets alone over ``batches``."""
     with Stopwatch(device) as watch:
         for images_u8, labels in batches:
-            module.strategy(stage(images_u8.to(device), labels.to(device)), module.num_classes)
+            module.label_strategy(stage(images_u8.to(device), labels.to(device)), module.num_classes)
     return watch.seconds
 
 

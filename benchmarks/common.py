@@ -20,7 +20,7 @@ from infomatch.utils.memory import keep_freed_memory
 def build_module(width: int, num_classes: int = 100, compile: bool | str = False) -> InfoMatchModule:
     return InfoMatchModule(
         net=ResNet18(num_classes=num_classes, width=width),
-        strategy=InformationMatching(),
+        label_strategy=InformationMatching(),
         optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4),
         compile=compile,
     )

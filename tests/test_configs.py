@@ -202,3 +202,12 @@ def test_ablation_preset_sweeps_six_strategies_times_the_seeds_with_everything_e
     reference = {key: value for key, value in configs[("hard", 0)].items() if key not in ("labels", "seed")}
     for config in configs.values():
         assert {key: value for key, value in config.items() if key not in ("labels", "seed")} == reference
+
+
+def test_the_deprecated_trainer_compile_still_sets_speed_compile(make_config, caplog):
+    from infomatch.tasks.train import lightning_trainer_config, speed_compile
+    assert speed_compile(make_config("speed.compile=true")) is True
+    with caplog.at_level("WARNING"):
+        assert speed_compile(make_config("trainer.compile=reduce-overhead")) == "reduce-overhead"
+    assert "speed.compile=reduce-overhead" in caplog.text
+    assert "compile" not in lightning_trainer_config(make_config("trainer.compile=true").trainer)

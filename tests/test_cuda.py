@@ -118,7 +118,7 @@ def test_compiled_network_with_cuda_graphs_trains(make_config, tmp_path):
     losses = {}
     for compile in ("false", "reduce-overhead"):
         cfg = make_config("debug=fast", "labels=ls", "trainer=gpu", "trainer.precision=32-true", "model.width=8",
-                          "trainer.max_epochs=2", f"trainer.compile={compile}", "test=false")
+                          "trainer.max_epochs=2", f"speed.compile={compile}", "test=false")
         cfg.paths.output_dir = str(tmp_path / compile)
         losses[compile] = train(cfg)["val"]["val/nll"]
     assert losses["reduce-overhead"] == pytest.approx(losses["false"], rel=1e-2)

@@ -253,7 +253,7 @@ def test_scripts_on_a_real_read_only_mount(mount_point, script, overrides, key):
     (["optimizer=sgd", "optimizer.momentum=1"], "optimizer.momentum=1 must be a number in [0, 1)"),
     (["base_augment.padding=-4"], "base_augment.padding=-4 must be an integer >= 0"),
     (["base_augment.crop_flip=maybe"], "base_augment.crop_flip=maybe must be true or false"),
-    (["trainer.compile=bogus"], "trainer.compile=bogus must be one of: false, true, default, reduce-overhead"),
+    (["speed.compile=bogus"], "speed.compile=bogus must be one of: false, true, default, reduce-overhead"),
     (["data=synthetic", "data.image_size=0"], "data.image_size=0 must be an integer >= 1"),
     # torch's own checks of the optimizer, run up front on a stand-in parameter
     (["optimizer=sgd", "optimizer.momentum=0"], "Nesterov momentum requires a momentum and zero dampening"),
@@ -273,7 +273,7 @@ def test_a_wrong_optimizer_setting_is_reported_once(make_config):
 
 def test_boundary_values_of_those_settings_are_accepted(make_config):
     validate_train_config(make_config("optimizer.weight_decay=0", "base_augment.padding=0",
-                                      "base_augment.crop_flip=false", "trainer.compile=max-autotune"))
+                                      "base_augment.crop_flip=false", "speed.compile=max-autotune"))
     validate_train_config(make_config("optimizer=sgd", "optimizer.momentum=0", "optimizer.nesterov=false",
                                       "data=synthetic", "data.image_size=1"))
 

@@ -28,7 +28,7 @@ def test_targets_are_computed_against_the_cropped_clean_image_not_the_original()
     torch.testing.assert_close(batch.clean, cropped)
     torch.testing.assert_close(batch.degraded, degraded)
     assert torch.equal(batch.degradation, degradation) and torch.equal(batch.level, level)
-    assert torch.equal(batch.labels, labels)
+    assert torch.equal(batch.classes, labels)
 
     _, epsilon = InformationMatching()(batch, 100)
     torch.testing.assert_close(epsilon, im_epsilon(nmi(cropped, degraded)))

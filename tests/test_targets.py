@@ -30,7 +30,7 @@ K = 100
 def record(clean, degraded, labels):
     """A TrainingBatch as the data stage hands it over (type and level do not matter to these strategies)."""
     none = torch.full(labels.shape, -1)
-    return TrainingBatch(clean=clean, degraded=degraded, labels=labels, degradation=none, level=torch.zeros(labels.shape))
+    return TrainingBatch(clean=clean, degraded=degraded, classes=labels, degradation=none, level=torch.zeros(labels.shape))
 
 
 def batch(size=16, seed=0):
@@ -164,7 +164,7 @@ def degraded_record(size=32, seed=0, types=("diffusion", "blur", "dropout", "mos
     clean, labels = batch(size, seed)
     generator = torch.Generator().manual_seed(seed)
     degraded, degradation, level = Degrader(types, probability=0.75, sampling="iid")(clean, generator)
-    return TrainingBatch(clean=clean, degraded=degraded, labels=labels, degradation=degradation, level=level)
+    return TrainingBatch(clean=clean, degraded=degraded, classes=labels, degradation=degradation, level=level)
 
 
 def test_level_smoothing_is_eps_max_times_the_level_whatever_the_type():
@@ -174,7 +174,7 @@ def test_level_smoothing_is_eps_max_times_the_level_whatever_the_type():
     expected = [0.8 * level if kind >= 0 else 0.0 for kind, level in zip(record_.degradation.tolist(),
                                                                           record_.level.tolist())]
     torch.testing.assert_close(epsilon, torch.tensor(expected))
-    torch.testing.assert_close(targets, smooth(record_.labels, K, torch.tensor(expected)))
+    torch.testing.assert_close(targets, smooth(record_.classes, K, torch.tensor(expected)))
     assert LevelSmoothing.name == "level"
 
 
@@ -225,12 +225,12 @@ def test_schedule_reproduces_its_table_at_grid_points_and_interpolates_between_t
     dropout, mosaic_row = table["dropout"], table["mosaic"]
     expected = [dropout[1], mosaic_row[4], (mosaic_row[2] + mosaic_row[3]) / 2,
                 dropout[3] + 0.2 * (dropout[4] - dropout[3]), mosaic_row[2], 0.0]
-    record_ = TrainingBatch(clean=clean[:6], degraded=clean[:6], labels=torch.arange(6),
+    record_ = TrainingBatch(clean=clean[:6], degraded=clean[:6], classes=torch.arange(6),
                             degradation=torch.tensor([-1 if kind is None else DEGRADATIONS.index(kind) for kind in kinds]),
                             level=torch.tensor(levels))
     targets, epsilon = strategy(record_, K)
     torch.testing.assert_close(epsilon, torch.tensor(expected))
-    torch.testing.assert_close(targets, smooth(record_.labels, K, torch.tensor(expected)))
+    torch.testing.assert_close(targets, smooth(record_.classes, K, torch.tensor(expected)))
 
 
 def test_schedule_table_given_must_cover_the_run_degradations():

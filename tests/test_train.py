@@ -172,7 +172,7 @@ def test_sets_on_the_device_train_exactly_like_the_data_loader(make_config, tmp_
 
 
 def test_compiled_network_trains_to_the_eager_loss(make_config, tmp_path, monkeypatch):
-    """trainer.compile=true compiles the network in place and trains to eager's numbers.
+    """speed.compile=true compiles the network in place and trains to eager's numbers.
 
     The graph is captured by Dynamo and differentiated by AOT autograd as with the default backend, but run
     by the ``aot_eager`` backend: Inductor's C++ code generation takes over 10 min on a 2-core CPU and is
@@ -188,7 +188,7 @@ def test_compiled_network_trains_to_the_eager_loss(make_config, tmp_path, monkey
     losses = {}
     for compile in ("false", "true"):
         cfg = make_config("debug=fast", "labels=ls", "model.width=4", "data.train_size=256", "data.batch_size=128",
-                          f"trainer.compile={compile}", "test=false")
+                          f"speed.compile={compile}", "test=false")
         cfg.paths.output_dir = str(tmp_path / f"compile_{compile}")
         losses[compile] = train(cfg)["val"]["val/nll"]
     assert compiled == [{"mode": None}]

@@ -13,16 +13,16 @@ class TrainingBatch:
 
     clean:       (B, C, H, W) in [0, 1], after crop/flip: the image the degradation started from
     degraded:    (B, C, H, W) in [0, 1]: what the network sees
-    labels:      (B,) int64 true classes
+    classes:     (B,) int64 true class of each image (the hard label)
     degradation: (B,) int64 index into ``infomatch.augment.DEGRADATIONS``; -1 = not degraded
     level:       (B,) degradation level d in [0, 1] (0 when not degraded)
     """
 
     clean: Tensor
     degraded: Tensor
-    labels: Tensor
+    classes: Tensor
     degradation: Tensor
     level: Tensor
 
     def __len__(self) -> int:
-        return self.labels.shape[0]
+        return self.classes.shape[0]

@@ -57,4 +57,4 @@ class TrainingStage:
             self.start_epoch(epoch, rank, images.device)
         clean = self.clean_images(images, self.generator)
         degraded, degradation, level = self.degrader(clean, self.generator, self.host_generator)
-        return TrainingBatch(clean=clean, degraded=degraded, labels=labels, degradation=degradation, level=level)
+        return TrainingBatch(clean=clean, degraded=degraded, classes=labels, degradation=degradation, level=level)

@@ -57,7 +57,7 @@ class HardLabels:
     name: ClassVar[str] = "hard"
 
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
-        return one_hot(batch.labels, num_classes), torch.zeros(len(batch), device=batch.labels.device)
+        return one_hot(batch.classes, num_classes), torch.zeros(len(batch), device=batch.classes.device)
 
 
 @dataclass
@@ -73,8 +73,8 @@ class LabelSmoothing:
         check_choice("spread", self.spread, SPREADS)
 
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
-        epsilon = torch.full((len(batch),), float(self.epsilon), device=batch.labels.device)
-        return smooth(batch.labels, num_classes, epsilon, self.spread), epsilon
+        epsilon = torch.full((len(batch),), float(self.epsilon), device=batch.classes.device)
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
 
 
 @dataclass
@@ -91,7 +91,7 @@ class LevelSmoothing:
 
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         epsilon = torch.where(batch.degradation >= 0, self.eps_max * batch.level.float(), 0.0)
-        return smooth(batch.labels, num_classes, epsilon, self.spread), epsilon
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
 
 
 @dataclass
@@ -143,7 +143,7 @@ class InformationMatching(MeasuredSmoothing):
 
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         epsilon = self.measured_epsilon(batch.clean, batch.degraded)
-        return smooth(batch.labels, num_classes, epsilon, self.spread), epsilon
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
 
 
 @dataclass
@@ -172,8 +172,8 @@ class MatchedSmoothing(MeasuredSmoothing):
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         if self.epsilon is None:
             raise RuntimeError("labels=matched has no epsilon yet: call fit() before training or set labels.epsilon")
-        epsilon = torch.full((len(batch),), self.epsilon, device=batch.labels.device)
-        return smooth(batch.labels, num_classes, epsilon, self.spread), epsilon
+        epsilon = torch.full((len(batch),), self.epsilon, device=batch.classes.device)
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
 
 
 def epsilon_by_level(clean: Tensor, types: tuple[str, ...], levels: list[float], epsilon_of,
@@ -228,7 +228,7 @@ class ScheduleSmoothing(MeasuredSmoothing):
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         if self.table is None:
             raise RuntimeError("labels=schedule has no table yet: call fit() before training")
-        device = batch.labels.device
+        device = batch.classes.device
         if self._grid is None or self._grid.device != device:
             rows = [self.table.get(name, [0.0] * self.levels) for name in DEGRADATIONS]
             self._grid = torch.tensor(rows, device=device)
@@ -238,4 +238,4 @@ class ScheduleSmoothing(MeasuredSmoothing):
         below, above = rows.gather(1, low[:, None]), rows.gather(1, low[:, None] + 1)
         epsilon = torch.lerp(below, above, (position - low)[:, None]).squeeze(1)
         epsilon = torch.where(batch.degradation >= 0, epsilon, 0.0)
-        return smooth(batch.labels, num_classes, epsilon, self.spread), epsilon
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon

@@ -25,7 +25,7 @@ from infomatch.utils.errors import ConfigError, UnsafeCheckpointError, UserError
 
 # settings that may differ between an interrupted run and its resumption: where files go and what is logged
 NOT_COMPARED_ON_RESUME = ("resume", "run_name", "paths", "logger", "callbacks", "test", "trainer.default_root_dir",
-                          "data.root", "data.download")
+                          "data.root", "data.download", "speed", "trainer.compile")
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,10 @@ TRAIN_RULES: dict[str, Rule] = {
     "optimizer.momentum": lambda name, value: check_number(name, value, 0, 1, high_open=True),
     "base_augment.padding": lambda name, value: check_integer(name, value, 0),
     "base_augment.crop_flip": lambda name, value: require(name, value, isinstance(value, bool), "must be true or false"),
-    "trainer.compile": _compile_mode,
+    "speed.compile": _compile_mode,
+    "trainer.compile": lambda name, value: value is None or _compile_mode(name, value),
+    "speed.channels_last": lambda name, value: require(name, value, value in (True, False, "auto"),
+                                                       "must be true, false or auto"),
     "ece_bins": lambda name, value: check_integer(name, value, 1),
     "estimation.images": lambda name, value: check_integer(name, value, 1),
     "estimation.seed": lambda name, value: check_integer(name, value, 0, 2**63 - 1),

@@ -84,13 +84,14 @@ def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> InfoMatc
                           f"set model.num_classes={datamodule.num_classes}")
     return InfoMatchModule(
         net=net,
-        strategy=instantiate(cfg.labels),
+        label_strategy=instantiate(cfg.labels),
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         mean=datamodule.mean,
         std=datamodule.std,
         ece_bins=cfg.ece_bins,
-        compile=cfg.trainer.get("compile", False),
+        channels_last=cfg.speed.channels_last,
+        compile=speed_compile(cfg),
         run_config=OmegaConf.to_container(cfg, resolve=True),
     )
 
@@ -145,8 +146,18 @@ def machine_record(trainer: L.Trainer) -> dict[str, Any]:
     return record
 
 
+def speed_compile(cfg: DictConfig) -> bool | str:
+    """speed.compile, or the deprecated trainer.compile where a command still sets it."""
+    if cfg.trainer.get("compile") is None:
+        return cfg.speed.compile
+    log.warning("trainer.compile is deprecated: use speed.compile=%s (the same setting, grouped with the other "
+                "settings of how the network runs)", cfg.trainer.compile)
+    return cfg.trainer.compile
+
+
 def lightning_trainer_config(trainer_cfg: DictConfig) -> dict[str, Any]:
-    """The trainer group as Lightning's Trainer takes it: precision resolved, the module's ``compile`` removed."""
+    """The trainer group as Lightning's Trainer takes it: precision resolved, the deprecated ``compile`` alias of
+    speed.compile removed."""
     settings = OmegaConf.to_container(trainer_cfg, resolve=True)
     settings.pop("compile", None)
     settings["precision"] = resolve_precision(trainer_cfg)
@@ -242,7 +253,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in trainer.loggers:  # the resolved config, once per logger (rank 0 only: Lightning's loggers)
         logger.log_hyperparams(module.run_config)
 
-    estimates = fit_label_strategy(module.strategy, datamodule, cfg.estimation.images, cfg.estimation.seed)
+    estimates = fit_label_strategy(module.label_strategy, datamodule, cfg.estimation.images, cfg.estimation.seed)
     module.label_estimates = estimates
     fit_start = time.perf_counter()
     try:

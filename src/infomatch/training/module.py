@@ -28,7 +28,7 @@ class InfoMatchModule(L.LightningModule):
     def __init__(
         self,
         net: nn.Module,
-        strategy: Callable[[TrainingBatch, int], tuple[Tensor, Tensor]],
+        label_strategy: Callable[[TrainingBatch, int], tuple[Tensor, Tensor]],
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         mean: tuple[float, ...] = cifar100.MEAN,
@@ -41,9 +41,9 @@ class InfoMatchModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if compile not in COMPILE_MODES:
-            raise ValueError(f"trainer.compile must be one of {COMPILE_MODES}, got {compile!r}")
+            raise ValueError(f"speed.compile must be one of {COMPILE_MODES}, got {compile!r}")
         self.net = net
-        self.strategy = strategy
+        self.label_strategy = label_strategy
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.normalize = Normalize(mean, std)
@@ -93,13 +93,13 @@ class InfoMatchModule(L.LightningModule):
 
     # ---- steps -----------------------------------------------------------------------------------
     def training_step(self, batch: TrainingBatch, batch_idx: int) -> Tensor:
-        targets, epsilon = self.strategy(batch, self.num_classes)
+        targets, epsilon = self.label_strategy(batch, self.num_classes)
         logits = self(batch.degraded)
         loss = soft_cross_entropy(logits, targets)
         self._watch_non_finite(loss)
         # under DDP this is rank 0's loss: sync_dist would add an all-reduce to every step
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch))
-        self.train_top1.update((logits.argmax(dim=1) == batch.labels).float())
+        self.train_top1.update((logits.argmax(dim=1) == batch.classes).float())
         self.train_epsilon.update(epsilon)
         return loss
 
