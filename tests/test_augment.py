@@ -15,11 +15,11 @@ from infomatch.augment import (
     Degrader,
     apply_degradations,
     blur,
-    crop_flip,
     diffusion,
     dropout,
     mosaic,
 )
+from infomatch.data.base_augment import crop_flip
 from infomatch.labels.nmi import nmi
 from infomatch.labels.strategies import im_epsilon
 
