@@ -317,8 +317,9 @@ def test_bad_evaluation_settings_are_named_before_any_checkpoint_is_read(make_co
 
 
 def test_wrong_number_of_classes_is_a_checkpoint_error(make_config, sweep):
+    """The command line may name a data setting the checkpoint disagrees with: it is used, and caught."""
     with pytest.raises(CheckpointError, match="predicts 10 classes"):
-        evaluate(make_config("data=synthetic", "data.train_size=64", "data.test_size=64", "data.val_size=32",
+        evaluate(make_config("data=synthetic", "data.num_classes=100", "data.train_size=64", "data.test_size=64", "data.val_size=32",
                              f"ckpt={best(sweep, '0_hard_all_seed0')}", config_name="evaluate"))
 
 
@@ -372,3 +373,32 @@ def test_a_checkpoint_written_before_the_restructure_evaluates_to_its_recorded_n
         assert model["clean"][metric] == pytest.approx(value, **tolerance), metric
     for degradation, curve in expected["robustness"].items():
         assert model["robustness"][degradation] == pytest.approx(curve, abs=1 / 128), degradation
+
+
+def test_the_data_settings_come_from_the_checkpoints(make_config, sweep, tmp_path):
+    """No data= on the command line: the synthetic 10-class set the runs trained on, not the CIFAR-100 default."""
+    results = evaluate(make_config(f"ckpt={sweep}", *QUICK, config_name="evaluate"))
+    assert results["evaluation"]["data"] == "infomatch.data.SyntheticDataModule"
+    assert results["evaluation"]["num_images"] == 128
+    # a named setting wins over the stored one, the others stay as trained (synthetic-only settings need the
+    # data=synthetic choice on the command line: the default choice, cifar100, has no test_size)
+    subset = evaluate(make_config(f"ckpt={sweep}", "data=synthetic", "data.test_size=64", *QUICK,
+                                  config_name="evaluate"))
+    assert subset["evaluation"]["num_images"] == 64
+
+
+def test_models_of_different_data_sets_are_refused_in_one_call(make_config, sweep, tmp_path):
+    checkpoint = torch.load(best(sweep, "0_hard_all_seed0"), map_location="cpu", weights_only=True)
+    checkpoint["infomatch_config"]["data"]["seed"] = 7  # other generated images
+    other = tmp_path / "other_data.ckpt"
+    torch.save(checkpoint, other)
+    with pytest.raises(EvaluationError, match="trained on different data sets"):
+        evaluate(make_config(f"ckpt=[{best(sweep, '1_im_all_seed0')},{other}]", *QUICK, config_name="evaluate"))
+    with pytest.raises(EvaluationError, match="trained on infomatch.data.SyntheticDataModule but the command line"):
+        evaluate(make_config(f"ckpt={sweep}", "data=cifar100", *QUICK, config_name="evaluate"))
+
+
+def test_named_data_settings_are_read_from_the_overrides():
+    from infomatch.evaluation.data import named_data_settings
+    assert named_data_settings(["ckpt=x", "data.root=/d", "+data.extra=1", "~data.on_device", "data=synthetic",
+                                "names=[a]"]) == {"root", "extra", "on_device", "data"}
