@@ -151,7 +151,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     present = [baseline for baseline in baselines if baseline in strategies]
     if len(strategies) > 1 and present != baselines:
         log.info("compare_to: %s not among the evaluated strategies (%s): no paired comparisons to it",
-                 ", ".join(baseline for baseline in baselines if baseline not in present), ", ".join(sorted(strategies)))
+                 ", ".join(baseline for baseline in baselines if baseline not in present),
+                 ", ".join(sorted(strategies)))
     if present and len(strategies) > 1:
         results["comparisons"] = {"baselines": present, "level": compare.LEVEL,
                                   "rows": compare.compare_each(results_by_model, present)}
