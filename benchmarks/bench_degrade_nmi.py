@@ -173,8 +173,8 @@ def print_profile(stage, batches) -> None:
     with torch.profiler.profile() as profiler:
         for batch in batches:
             stage(*batch)
-    averages = sorted(profiler.key_averages(), key=lambda event: event.self_device_time_total + event.self_cpu_time_total,
-                      reverse=True)
+    averages = sorted(profiler.key_averages(),
+                      key=lambda event: event.self_device_time_total + event.self_cpu_time_total, reverse=True)
     print(f"\nmost expensive operators of the batched stage (self time per batch of {batches[0][0].shape[0]}):")
     print("| operator | ms/batch | calls/batch |")
     print("|---|---:|---:|")

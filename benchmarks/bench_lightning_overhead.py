@@ -70,7 +70,8 @@ def lightning_seconds(width, count, batch, warmup, device, precision, lightning_
     timer = TimeAfterWarmup(warmup, device)
     callbacks, settings = training_loop_settings(lightning_defaults)
     trainer = L.Trainer(accelerator=device.type, devices=1, max_epochs=1, precision=precision,
-                        limit_val_batches=0, enable_checkpointing=False, logger=L.pytorch.loggers.CSVLogger("/tmp/bench_logs"),
+                        limit_val_batches=0, enable_checkpointing=False,
+                        logger=L.pytorch.loggers.CSVLogger("/tmp/bench_logs"),
                         callbacks=[timer, *callbacks], enable_model_summary=False, **settings)
     trainer.fit(module, datamodule=data)
     return timer.seconds
@@ -132,7 +133,8 @@ def main() -> None:
     seconds = {"bare": 0.0, "lightning": 0.0}
     for _ in range(args.rounds):  # alternate so that machine noise hits both loops alike
         L.seed_everything(0, verbose=False)
-        seconds["bare"] += bare_seconds(args.width, count, args.batch, args.warmup, device, precision, on_device, compile)
+        seconds["bare"] += bare_seconds(args.width, count, args.batch, args.warmup, device, precision, on_device,
+                                        compile)
         L.seed_everything(0, verbose=False)
         seconds["lightning"] += lightning_seconds(args.width, count, args.batch, args.warmup, device, precision,
                                                   args.lightning_defaults, on_device, compile)

@@ -3,8 +3,8 @@
     python benchmarks/bench_train_step.py                      # widths 16 and 64, batch 128, CPU or GPU
     python benchmarks/bench_train_step.py --widths 64 --batch 512 --steps 50
 
-Both variants run the same bare training step (uint8 -> [0,1] -> crop/flip -> [stage] -> forward (bf16 on GPU, fp32 on CPU),
-soft-target loss, backward, AdamW); "off" skips only the stage. Rounds of on/off alternate so that
+Both variants run the same bare training step (uint8 -> [0,1] -> crop/flip -> [stage] -> forward (bf16 on GPU,
+fp32 on CPU), soft-target loss, backward, AdamW); "off" skips only the stage. Rounds of on/off alternate so that
 machine noise hits both equally.
 """
 
@@ -75,9 +75,10 @@ def main() -> None:
     precision = args.precision or default_precision(device)
     batches = random_batches(args.steps, args.batch)
     print(f"device={device} ({device_name(device)}) precision={precision} channels_last={args.channels_last} "
-          f"sampling={args.sampling} compile={args.compile} {malloc} threads={torch.get_num_threads()} batch={args.batch} "
-          f"steps/round={args.steps} rounds={args.rounds}")
-    print(f"{'width':>5} | {'stage off img/s':>15} | {'stage on img/s':>14} | {'stage cost':>10} | {'stage alone img/s':>17}")
+          f"sampling={args.sampling} compile={args.compile} {malloc} threads={torch.get_num_threads()} "
+          f"batch={args.batch} steps/round={args.steps} rounds={args.rounds}")
+    print(f"{'width':>5} | {'stage off img/s':>15} | {'stage on img/s':>14} | {'stage cost':>10} | "
+          f"{'stage alone img/s':>17}")
     for width in args.widths:
         module = build_module(width, compile={"false": False, "true": True}.get(args.compile, args.compile))
         module = module.to(device).train()
@@ -85,7 +86,8 @@ def main() -> None:
         module.on_fit_start()  # memory format as in training
         stage = build_stage(sampling=args.sampling)
         optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
-        steps = {with_stage: make_step(module, stage, optimizer, device, precision, with_stage) for with_stage in (False, True)}
+        steps = {with_stage: make_step(module, stage, optimizer, device, precision, with_stage)
+                 for with_stage in (False, True)}
         seconds = {False: 0.0, True: 0.0}
         for images_u8, labels in random_batches(2, args.batch):  # warm-up (allocator, cudnn autotune)
             steps[False](images_u8, labels), steps[True](images_u8, labels)

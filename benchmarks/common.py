@@ -76,7 +76,8 @@ def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU model with whether it has native bf16: every figure says where it came from."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "CPU")
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                 "CPU")
     return f"{model}, {'native' if cpu_has_native_bf16() else 'emulated'} bf16"
 
 

@@ -32,7 +32,8 @@ def _digest(images: np.ndarray) -> str:
 def _to_mosaic(images: np.ndarray) -> np.ndarray:
     """(5000, 3072) CIFAR rows (R, G, B planes) -> (1600, 3200, 3) HWC mosaic."""
     hwc = images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return hwc.reshape(TILE_ROWS, TILE_COLS, 32, 32, 3).transpose(0, 2, 1, 3, 4).reshape(TILE_ROWS * 32, TILE_COLS * 32, 3)
+    return (hwc.reshape(TILE_ROWS, TILE_COLS, 32, 32, 3).transpose(0, 2, 1, 3, 4)
+            .reshape(TILE_ROWS * 32, TILE_COLS * 32, 3))
 
 
 def _from_mosaic(mosaic: np.ndarray) -> np.ndarray:

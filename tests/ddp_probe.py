@@ -21,7 +21,8 @@ def _keys(images: torch.Tensor) -> list[bytes]:
 
 
 class RecordSamples(L.Callback):
-    """Writes ``<folder>/rank<r>.json``: {"train_epoch<e>": [[indices of step 0], ...], "val_epoch<e>": ..., "test": ...}."""
+    """Writes ``<folder>/rank<r>.json``: {"train_epoch<e>": [[indices of step 0], ...], "val_epoch<e>": ...,
+    "test": ...}."""
 
     def __init__(self, folder: str) -> None:
         self.folder = Path(folder)

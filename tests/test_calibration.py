@@ -39,7 +39,8 @@ def test_temperature_scaling_never_raises_validation_nll(seed):
     # and it finds the minimum: no temperature on a fine grid does better
     grid = torch.logspace(-2, 2, 2001, dtype=torch.float64)
     scaled = logits.double()[None] / grid[:, None, None]
-    best = F.cross_entropy(scaled.flatten(0, 1), labels.repeat(len(grid)), reduction="none").view(len(grid), -1).mean(1).min()
+    best = F.cross_entropy(scaled.flatten(0, 1), labels.repeat(len(grid)),
+                           reduction="none").view(len(grid), -1).mean(1).min()
     assert F.cross_entropy(logits.double() / temperature, labels).item() <= float(best) + 1e-6
 
 

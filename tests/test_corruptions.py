@@ -38,7 +38,8 @@ def images(count: int = 4, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     smooth = torch.nn.functional.interpolate(torch.rand(count, 3, 6, 6, generator=generator), size=32,
                                              mode="bicubic", align_corners=False)
-    edges = (torch.rand(count, 3, 4, 4, generator=generator) > 0.5).float().repeat_interleave(8, 2).repeat_interleave(8, 3)
+    edges = ((torch.rand(count, 3, 4, 4, generator=generator) > 0.5).float()
+             .repeat_interleave(8, 2).repeat_interleave(8, 3))
     texture = torch.rand(count, 3, 32, 32, generator=generator)
     mixed = 0.6 * smooth + 0.3 * edges + 0.1 * texture
     return (mixed.clamp(0, 1) * 255).round().to(torch.uint8)
@@ -354,7 +355,8 @@ def test_same_seed_same_images_and_distance_grows_with_severity():
     for name in functions.CORRUPTIONS:
         first, again, other = run(name, batch, 3, seed=1), run(name, batch, 3, seed=1), run(name, batch, 3, seed=2)
         assert torch.equal(first, again), name
-        distance = [(run(name, batch, severity).float() - batch.float()).abs().mean().item() for severity in range(1, 6)]
+        distance = [(run(name, batch, severity).float() - batch.float()).abs().mean().item()
+                    for severity in range(1, 6)]
         assert distance[4] > distance[0] > 0 or name == "elastic_transform", (name, distance)
         if name in MONOTONE:
             assert all(later >= earlier - 0.05 for earlier, later in zip(distance, distance[1:])), (name, distance)
@@ -455,7 +457,8 @@ def test_regenerated_suite_end_to_end(make_config, sweep, tmp_path):
         rows = [row for row in csv.DictReader(handle) if row["analysis"] == "cifar100c_regenerated"]
     assert len(rows) == 3 * 4 * 2 * 3
     assert json.loads((output / "metrics.json").read_text())["corruptions"]["label"] == part["label"]
-    assert {"corruptions_severity.png", "corruptions_heatmap.png"} <= {path.name for path in (output / "plots").iterdir()}
+    assert ({"corruptions_severity.png", "corruptions_heatmap.png"}
+            <= {path.name for path in (output / "plots").iterdir()})
 
 
 def write_official(folder, images: torch.Tensor, labels: torch.Tensor, names=("fog", "contrast")):

@@ -38,7 +38,8 @@ TINY = ["debug=fast_dev_run", "data.train_size=128", "data.val_size=64", "data.t
 
 def leftovers(folder: Path) -> list[str]:
     """Temporary files of a write that did not finish (atomic_write's and the folder check's)."""
-    return sorted(path.name for path in folder.rglob(".*") if path.name.endswith(".partial") or ".write_check" in path.name)
+    return sorted(path.name for path in folder.rglob(".*")
+                  if path.name.endswith(".partial") or ".write_check" in path.name)
 
 
 def enospc(filename: str | None = None) -> OSError:
@@ -58,7 +59,8 @@ def one_error_paragraph(result: subprocess.CompletedProcess) -> str:
 
 
 def private_tmpfs_works(folder: Path) -> bool:
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {shlex.quote(str(folder))}"],
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c",
+                            f"mount -t tmpfs -o size=64k tmpfs {shlex.quote(str(folder))}"],
                            capture_output=True)
     return probe.returncode == 0
 
@@ -68,7 +70,8 @@ def run_on_tmpfs(folder: Path, options: str, script: str, *overrides: str) -> su
     the tmpfs held at the end (the mount goes with the command), one path a line after a ``FILES`` line."""
     command = " ".join(shlex.quote(part) for part in [sys.executable, str(ROOT / script), *overrides])
     listing = f"echo FILES; find {shlex.quote(str(folder))} -type f; cat {shlex.quote(str(folder))}/run/{FAILED_FILE}"
-    shell = f"mount -t tmpfs -o {options} tmpfs {shlex.quote(str(folder))} && {{ {command}; status=$?; {listing}; exit $status; }}"
+    shell = (f"mount -t tmpfs -o {options} tmpfs {shlex.quote(str(folder))} && "
+             f"{{ {command}; status=$?; {listing}; exit $status; }}")
     return subprocess.run(["unshare", "-rm", "sh", "-c", shell], cwd=folder.parent, capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
@@ -203,7 +206,8 @@ def test_train_py_on_a_real_full_disk(mount_point):
     result = run_on_tmpfs(mount_point, "size=256k", "train.py", "debug=fast", *TINY[1:], "test=false",
                           f"hydra.run.dir={mount_point / 'run'}")
     error = one_error_paragraph(result)
-    assert error.startswith(f"error: cannot write {mount_point / 'run'}/") and ": No space left on device (ENOSPC)" in error
+    assert (error.startswith(f"error: cannot write {mount_point / 'run'}/")
+            and ": No space left on device (ENOSPC)" in error)
     files = result.stdout.split("FILES\n", 1)[1]
     assert f"{mount_point / 'run' / FAILED_FILE}\n" in files and ".partial" not in files and ".write_check" not in files
     assert '"type": "OutputError"' in files  # failed.json's content, printed after the listing
@@ -282,7 +286,8 @@ def test_boundary_values_of_those_settings_are_accepted(make_config):
     (["corruptions=regenerated", "corruptions.severities=[0,6]"], EvaluationError,
      "corruptions.severities=[0, 6] must be a non-empty list of severities among 1..5"),
     (["corruptions=regenerated", "corruptions.names=[fogg]"], EvaluationError, "corruptions.names=['fogg']: unknown"),
-    (["corruptions=cifar100c", "corruptions.root=/nowhere"], EvaluationError, "corruptions.root=/nowhere: no such folder"),
+    (["corruptions=cifar100c", "corruptions.root=/nowhere"], EvaluationError,
+     "corruptions.root=/nowhere: no such folder"),
     (["corruptions=regenerated", "+corruptions.level=3"], ConfigError, "corruptions cannot be built from"),
 ])
 def test_corruption_settings_raise_their_own_error_not_hydras(tmp_path, overrides, error, message):

@@ -126,7 +126,8 @@ def test_one_checkpoint_writes_every_output_and_matches_hand_metrics(make_config
     assert set(model["robustness"]) == set(TYPES) == set(model["confidence"])
     assert results["robustness"]["levels"] == pytest.approx([0, 0.25, 0.5, 0.75, 1])
     assert all(len(values) == 5 for values in model["robustness"].values())
-    assert all(len(values) == 11 and all(0 <= value <= 1 for value in values) for values in model["confidence"].values())
+    assert all(len(values) == 11 and all(0 <= value <= 1 for value in values)
+               for values in model["confidence"].values())
     assert results["confidence"]["num_images"] == int((labels == 0).sum())
     assert sum(model["reliability"]["count"]) == len(labels)
     plots = {path.name for path in (output / "plots").iterdir()}
@@ -233,7 +234,8 @@ def test_a_clean_metric_added_in_one_place_reaches_every_output(make_config, swe
     monkeypatch.setattr(clean, "CLEAN_METRICS", (*clean.CLEAN_METRICS, added))
     drawn = []
     draw = plots.clean_bars
-    monkeypatch.setattr(plots, "clean_bars", lambda series, panels, *rest: (drawn.extend(panels), draw(series, panels, *rest)))
+    monkeypatch.setattr(plots, "clean_bars",
+                        lambda series, panels, *rest: (drawn.extend(panels), draw(series, panels, *rest)))
     path = best(sweep, "0_hard_all_seed0")
     results = run_evaluation(make_config, f"ckpt={path}", "robustness.levels=2", "confidence.levels=2")
     images, _ = synthetic_test_set(make_config)
@@ -268,7 +270,8 @@ def test_checkpoint_in_todays_layout_loads_to_the_same_logits(sweep, tmp_path):
                          "spread": "all"},
               "seed": 3}
     path = tmp_path / "today.ckpt"
-    torch.save({"epoch": 0, "global_step": 1, "state_dict": {f"net.{key}": value for key, value in net.state_dict().items()},
+    torch.save({"epoch": 0, "global_step": 1,
+                "state_dict": {f"net.{key}": value for key, value in net.state_dict().items()},
                 "infomatch_config": config, "infomatch_normalization": {"mean": mean, "std": std}}, path)
     model = load_model(path)
     assert (model.name, model.strategy, model.seed) == ("im_seed3", "im", 3)
@@ -302,7 +305,8 @@ def test_broken_checkpoints_raise_checkpoint_error_naming_the_file(make_config, 
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("degradation.types=[blur,jpeg]", "degradation.types=['blur', 'jpeg'] may only list: diffusion, blur, dropout, mosaic"),
+    ("degradation.types=[blur,jpeg]",
+     "degradation.types=['blur', 'jpeg'] may only list: diffusion, blur, dropout, mosaic"),
     ("degradation.blur_kernel_max=0", "degradation.blur_kernel_max=0 must be a number >= 1"),
     ("confidence.heatmap_type=blur", "confidence.heatmap_type=blur must be one of degradation.types (mosaic)"),
     ("robustness.levels=1", "robustness.levels=1 must be an integer >= 2"),
@@ -319,8 +323,8 @@ def test_bad_evaluation_settings_are_named_before_any_checkpoint_is_read(make_co
 def test_wrong_number_of_classes_is_a_checkpoint_error(make_config, sweep):
     """The command line may name a data setting the checkpoint disagrees with: it is used, and caught."""
     with pytest.raises(CheckpointError, match="predicts 10 classes"):
-        evaluate(make_config("data=synthetic", "data.num_classes=100", "data.train_size=64", "data.test_size=64", "data.val_size=32",
-                             f"ckpt={best(sweep, '0_hard_all_seed0')}", config_name="evaluate"))
+        evaluate(make_config("data=synthetic", "data.num_classes=100", "data.train_size=64", "data.test_size=64",
+                             "data.val_size=32", f"ckpt={best(sweep, '0_hard_all_seed0')}", config_name="evaluate"))
 
 
 def run_entry_point(tmp_path, *overrides: str) -> subprocess.CompletedProcess:

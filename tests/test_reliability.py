@@ -258,7 +258,8 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
         return loss * float("nan") if len(calls) == 3 else loss
 
     monkeypatch.setattr(infomatch.training.module, "soft_cross_entropy", loss_diverging_at_step_3)
-    with pytest.raises(FloatingPointError, match=r"non-finite training loss \(nan\) at epoch 1, global step 2") as raised:
+    with pytest.raises(FloatingPointError,
+                       match=r"non-finite training loss \(nan\) at epoch 1, global step 2") as raised:
         train(make_config(*TINY, "trainer.max_epochs=3"))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert f"The last good checkpoint is kept: {last}" in str(raised.value)
@@ -309,7 +310,8 @@ def test_new_run_refuses_a_folder_holding_an_earlier_runs_checkpoints(make_confi
     earlier.rename(earlier.with_name("best_epoch004.ckpt"))  # no last.ckpt: the advice names what is there
     with pytest.raises(ConfigError, match="already holds an earlier run's results") as raised:
         train(make_config(*TINY))
-    assert f"resume={earlier.with_name('best_epoch004.ckpt')};" in str(raised.value) and "last.ckpt" not in str(raised.value)
+    assert (f"resume={earlier.with_name('best_epoch004.ckpt')};" in str(raised.value)
+            and "last.ckpt" not in str(raised.value))
 
 
 class FrozenClock(datetime):
@@ -330,7 +332,8 @@ def test_runs_started_in_the_same_second_get_separate_folders(tmp_path, monkeypa
         HydraConfig.instance().set_config(cfg)
         folders.append(OmegaConf.select(cfg, "hydra.run.dir"))
     GlobalHydra.instance().clear()
-    assert folders == ["outputs/runs/2026-01-01_00-00-00_im_all_seed0", "outputs/runs/2026-01-01_00-00-00_im_all_seed0_2"]
+    assert folders == ["outputs/runs/2026-01-01_00-00-00_im_all_seed0",
+                       "outputs/runs/2026-01-01_00-00-00_im_all_seed0_2"]
     assert all((tmp_path / folder).is_dir() for folder in folders)
 
 
@@ -365,7 +368,8 @@ def test_sweep_repeats_a_seed_exactly_and_other_seeds_differ(tmp_path):
 def test_degradations_use_per_run_generators_not_global_random_state(tmp_path):
     overrides = [*TINY, "labels=im", "augment=all", "trainer.max_epochs=2"]
     plain = train(compose_config(overrides, tmp_path / "plain"))
-    scrambled = train(compose_config([*overrides, "+callbacks.scramble._target_=test_reliability.ScrambleGlobalRandomness"],
+    scrambled = train(compose_config([*overrides,
+                                      "+callbacks.scramble._target_=test_reliability.ScrambleGlobalRandomness"],
                                      tmp_path / "scrambled"))
     GlobalHydra.instance().clear()
     assert plain["val"] == scrambled["val"] and plain["test"] == scrambled["test"]

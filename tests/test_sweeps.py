@@ -66,7 +66,8 @@ def test_slurm_sweep_is_one_job_array_with_the_configured_resources(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")  # submitit only checks that srun exists
-    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/script.sh\necho "sbatch: not a cluster" >&2\nexit 1\n')
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/script.sh\n'
+                                    'echo "sbatch: not a cluster" >&2\nexit 1\n')
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     command = [sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
@@ -166,7 +167,8 @@ def test_evaluation_skips_failed_runs_of_a_sweep_with_a_note(tmp_path, caplog):
             (sweep / run / name).write_text(json.dumps({"error": "why", "type": "ConfigError"}))
     with caplog.at_level(logging.WARNING):
         found = resolve_checkpoints([str(sweep)])
-    assert found == [sweep / run / "checkpoints" / "best_epoch000.ckpt" for run in ("0_hard_all_seed0", "3_im_all_seed1")]
+    assert found == [sweep / run / "checkpoints" / "best_epoch000.ckpt"
+                     for run in ("0_hard_all_seed0", "3_im_all_seed1")]
     notes = [record.getMessage() for record in caplog.records]
     assert len(notes) == 2 and all(note.count("\n") == 0 for note in notes)
     assert notes[0].startswith("skipping 1_hard_all_seed-1: the run failed (ConfigError)")

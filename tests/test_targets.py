@@ -30,7 +30,8 @@ K = 100
 def record(clean, degraded, labels):
     """A TrainingBatch as the data stage hands it over (type and level do not matter to these strategies)."""
     none = torch.full(labels.shape, -1)
-    return TrainingBatch(clean=clean, degraded=degraded, classes=labels, degradation=none, level=torch.zeros(labels.shape))
+    return TrainingBatch(clean=clean, degraded=degraded, classes=labels, degradation=none,
+                         level=torch.zeros(labels.shape))
 
 
 def batch(size=16, seed=0):
@@ -226,7 +227,8 @@ def test_schedule_reproduces_its_table_at_grid_points_and_interpolates_between_t
     expected = [dropout[1], mosaic_row[4], (mosaic_row[2] + mosaic_row[3]) / 2,
                 dropout[3] + 0.2 * (dropout[4] - dropout[3]), mosaic_row[2], 0.0]
     record_ = TrainingBatch(clean=clean[:6], degraded=clean[:6], classes=torch.arange(6),
-                            degradation=torch.tensor([-1 if kind is None else DEGRADATIONS.index(kind) for kind in kinds]),
+                            degradation=torch.tensor([-1 if kind is None else DEGRADATIONS.index(kind)
+                                                      for kind in kinds]),
                             level=torch.tensor(levels))
     targets, epsilon = strategy(record_, K)
     torch.testing.assert_close(epsilon, torch.tensor(expected))
@@ -254,7 +256,8 @@ def test_nmi_adjusted_on_pairs_with_known_nmi():
     _, epsilon = strategy(record(a, b, torch.tensor([0, 1])), K)
     torch.testing.assert_close(epsilon, torch.tensor([0.0, 1 - (known - chance) / (1 - chance)]))
     # below the chance level: adjusted NMI 0, so epsilon is eps_max
-    _, epsilon = InformationMatching(measure="nmi_adjusted", chance_nmi=0.9, eps_max=0.7)(record(a, b, torch.tensor([0, 1])), K)
+    _, epsilon = InformationMatching(measure="nmi_adjusted", chance_nmi=0.9,
+                                     eps_max=0.7)(record(a, b, torch.tensor([0, 1])), K)
     assert epsilon[1] == pytest.approx(0.7)
 
 

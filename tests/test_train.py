@@ -23,7 +23,8 @@ def test_fast_dev_run_each_label_strategy(make_config, labels):
 
 @pytest.mark.parametrize("augment", ["all", "none"])
 def test_fast_dev_run_with_and_without_degradations(tmp_path, augment):
-    im, hard = (train(compose_config(["debug=fast_dev_run", f"labels={labels}", f"augment={augment}"], tmp_path / labels))
+    im, hard = (train(compose_config(["debug=fast_dev_run", f"labels={labels}", f"augment={augment}"],
+                                     tmp_path / labels))
                 for labels in ("im", "hard"))
     if augment == "none":
         # every degraded image is the clean one: NMI 1, epsilon 0, so IM takes exactly the steps hard labels take
@@ -198,7 +199,8 @@ def test_compiled_network_trains_to_the_eager_loss(make_config, tmp_path, monkey
 
 def test_run_time_estimate_reads_as_a_person_would_say_it():
     from infomatch.training.callbacks import duration_text, run_time_estimate
-    assert [duration_text(s) for s in (42, 750, 3 * 3600 + 1800, 3 * 86400)] == ["42 s", "12.5 min", "3.5 h", "3.0 days"]
+    assert ([duration_text(s) for s in (42, 750, 3 * 3600 + 1800, 3 * 86400)]
+            == ["42 s", "12.5 min", "3.5 h", "3.0 days"])
     # 352 steps of 7.7 s: 45 min an epoch, 100 epochs = 3.1 days; on a CPU that earns the hint
     line = run_time_estimate(7.7, 352, 100, on_cpu=True)
     assert line.startswith("expected training time: 45.2 min per epoch x 100 epochs = 3.1 days")
@@ -226,9 +228,10 @@ def test_known_lightning_noise_is_filtered_by_message_only():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         quiet_known_noise()
-        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", DeprecationWarning)
-        warnings.warn("The number of training batches (6) is smaller than the logging interval Trainer(...)")
-        warnings.warn("something new about the run")
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", DeprecationWarning, stacklevel=2)
+        warnings.warn("The number of training batches (6) is smaller than the logging interval Trainer(...)",
+                      stacklevel=2)
+        warnings.warn("something new about the run", stacklevel=2)
     assert [str(warning.message) for warning in caught] == ["something new about the run"]
 
 

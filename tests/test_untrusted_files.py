@@ -122,7 +122,8 @@ def test_resume_refuses_each_payload_and_runs_none(payload, trained, make_config
 
 @pytest.mark.parametrize("key", ["_args_", "_partial_", "_convert_", "_recursive_"])
 def test_hydra_keys_from_a_file_are_refused_even_on_trusted_classes(trained, tmp_path, key):
-    model = {"_target_": "infomatch.models.ResNet18", "num_classes": 10, "width": 8, key: [10] if key == "_args_" else True}
+    model = {"_target_": "infomatch.models.ResNet18", "num_classes": 10, "width": 8,
+             key: [10] if key == "_args_" else True}
     path = tampered(best(trained), tmp_path / "crafted.ckpt", model=model)
     with pytest.raises(UnsafeCheckpointError, match=f"its stored config model holds {key}"):
         load_model(path)

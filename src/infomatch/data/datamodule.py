@@ -1,4 +1,6 @@
-"""The base data module, which holds images as uint8 tensors and runs the training data stage on the device, and CIFAR-100."""
+"""The base data module, which holds images as uint8 tensors and runs the training data stage on the device, and
+CIFAR-100.
+"""
 
 from __future__ import annotations
 

@@ -47,7 +47,8 @@ class TrainingStage:
         self._stream_key = (epoch, rank, device)
 
     def clean_images(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
-        """uint8 images -> [0, 1], cropped and flipped when the base augmentation is on: what the degradation starts from."""
+        """uint8 images -> [0, 1], cropped and flipped when the base augmentation is on: what the degradation starts
+        from."""
         clean = to_unit_range(images)
         return crop_flip(clean, self.crop_padding, generator=generator) if self.use_crop_flip else clean
 

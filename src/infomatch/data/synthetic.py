@@ -8,8 +8,10 @@ from infomatch.data.datamodule import InMemoryDataModule
 from infomatch.utils.checks import check_integer, require
 
 
-def synthetic_images(num_images: int, num_classes: int, image_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Learnable stand-in for CIFAR: each class is a fixed smooth colour pattern, each image a noisy copy at a random brightness."""
+def synthetic_images(num_images: int, num_classes: int, image_size: int,
+                     seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learnable stand-in for CIFAR: each class is a fixed smooth colour pattern, each image a noisy copy at a random
+    brightness."""
     generator = torch.Generator().manual_seed(seed)
     coarse = torch.rand(num_classes, 3, 4, 4, generator=torch.Generator().manual_seed(1234))
     patterns = torch.nn.functional.interpolate(coarse, size=image_size, mode="bilinear", align_corners=False)
@@ -33,7 +35,8 @@ class SyntheticDataModule(InMemoryDataModule):
         check_integer("train_size", train_size, 1)
         check_integer("image_size", image_size, 1)
         if not self.validate_on_test:
-            require("val_size", self.val_size, self.val_size < train_size, f"must be smaller than train_size={train_size}")
+            require("val_size", self.val_size, self.val_size < train_size,
+                    f"must be smaller than train_size={train_size}")
         self.num_classes = num_classes
         self.train_size = train_size
         self.test_size = test_size

@@ -145,7 +145,8 @@ def _from_training(path: Path, checkpoint: dict[str, Any]) -> LoadedModel:
             raise CheckpointError(f"{path}: cannot build the {group} its config describes ({config[group]}): "
                                   f"{error}") from error
     net, labels = built["model"], built["labels"]
-    state = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items() if key.startswith("net.")}
+    state = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items()
+             if key.startswith("net.")}
     settings = ", ".join(f"{key}={value}" for key, value in config["model"].items() if key != "_target_")
     _load_weights(path, net, state, f"in its config ({settings})")
     strategy = labels.name

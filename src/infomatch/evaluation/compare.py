@@ -76,8 +76,8 @@ def compare(models: dict[str, dict[str, Any]], baseline: str) -> list[dict[str, 
                 method = "Welch"
             else:
                 difference, low, high, method = float(np.mean(sample) - np.mean(base)), None, None, "none (one run)"
-            rows.append({"baseline": baseline, "strategy": strategy, "metric": metric, "difference": difference, "low": low, "high": high,
-                         "method": method, "n": len(sample), "n_baseline": len(base),
+            rows.append({"baseline": baseline, "strategy": strategy, "metric": metric, "difference": difference,
+                         "low": low, "high": high, "method": method, "n": len(sample), "n_baseline": len(base),
                          "separated": bool(low is not None and (low > 0 or high < 0))})
     return rows
 

@@ -22,7 +22,8 @@ ROBUSTNESS_SCORES = ("top1", "nll", "brier", "nll_ts", "brier_ts")
 
 
 def robustness_scores(logits: Tensor, labels: Tensor, temperature: float) -> Tensor:
-    """(B, 5) per image: correct, NLL and Brier score, then NLL and Brier after temperature scaling by ``temperature``."""
+    """(B, 5) per image: correct, NLL and Brier score, then NLL and Brier after temperature scaling by
+    ``temperature``."""
     columns = [confidence_and_correct(logits.float(), labels)[1]]
     for scaled in (logits.float(), logits.float() / temperature):
         columns += [nll(scaled, labels), brier(scaled, labels)]

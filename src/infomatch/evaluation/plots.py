@@ -139,8 +139,10 @@ FOREST_PANELS = (
     ("Accuracy", "top1", "Top-1", 100, "points"), ("Accuracy", "top5", "Top-5", 100, "points"),
     ("Accuracy", "robust top1", "Top-1 under degradation", 100, "points"),
     ("Calibration", "nll", "NLL", 1, "nats"), ("Calibration", "ece", "ECE", 1, ""),
-    ("Calibration", "confidence_gap", "Confidence − accuracy", 1, ""), ("Calibration", "temperature", "Temperature T", 1, ""),
-    ("After temperature scaling", "nll (ts)", "NLL", 1, "nats"), ("After temperature scaling", "ece (ts)", "ECE", 1, ""),
+    ("Calibration", "confidence_gap", "Confidence − accuracy", 1, ""),
+    ("Calibration", "temperature", "Temperature T", 1, ""),
+    ("After temperature scaling", "nll (ts)", "NLL", 1, "nats"),
+    ("After temperature scaling", "ece (ts)", "ECE", 1, ""),
     ("After temperature scaling", "robust nll (ts)", "NLL under degradation", 1, "nats"),
 )
 

@@ -45,7 +45,8 @@ def write_csv(results: dict[str, Any], path: Path) -> None:
             writer.writerows(corruption_report.csv_rows(results))
 
 
-COMPARISON_COLUMNS = ("baseline", "strategy", "metric", "difference", "low", "high", "method", "n", "n_baseline", "separated")
+COMPARISON_COLUMNS = ("baseline", "strategy", "metric", "difference", "low", "high", "method", "n", "n_baseline",
+                      "separated")
 
 
 def write_comparisons_csv(rows: list[dict], path: Path) -> None:
@@ -128,13 +129,14 @@ def _temperature_section(results: dict[str, Any]) -> list[str]:
     rows = []
     for name, model in results["models"].items():
         clean_before, clean_after = model["clean"], model["calibrated"]
-        grid = {score: float(np.mean(list(curves.values()))) for score, curves in model["robustness_calibration"].items()}
+        grid = {score: float(np.mean(list(curves.values())))
+                for score, curves in model["robustness_calibration"].items()}
         rows.append([name, f"{model['temperature']:.3f}",
                      *(_before_after(clean_before[key], clean_after[key])
                        for key in ("nll", "ece", "brier", "confidence_gap", "adaptive_ece")),
                      _before_after(grid["nll"], grid["nll_ts"]), _before_after(grid["brier"], grid["brier_ts"])])
-    lines += markdown_table(["model", "T", "NLL", "ECE", "Brier", "conf − acc", "adaptive ECE", "robust NLL", "robust Brier"],
-                    rows)
+    lines += markdown_table(["model", "T", "NLL", "ECE", "Brier", "conf − acc", "adaptive ECE", "robust NLL",
+                             "robust Brier"], rows)
     return lines
 
 

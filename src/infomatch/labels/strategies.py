@@ -1,4 +1,5 @@
-"""Label strategies (the `labels` config group): hard one-hot labels, fixed label smoothing, Information Matching (IM) and its controls.
+"""Label strategies (the `labels` config group): hard one-hot labels, fixed label smoothing, Information Matching
+(IM) and its controls.
 
 Each strategy is called as ``strategy(batch, num_classes) -> (targets, epsilon)`` with the
 ``TrainingBatch`` of the data stage (clean and degraded images, labels, each sample's degradation
@@ -148,7 +149,8 @@ class InformationMatching(MeasuredSmoothing):
 
 @dataclass
 class MatchedSmoothing(MeasuredSmoothing):
-    """Uniform smoothing with IM's mean epsilon under this run's degradations: as much smoothing as IM, no per-image signal.
+    """Uniform smoothing with IM's mean epsilon under this run's degradations: as much smoothing as IM, no per-image
+    signal.
 
     ``epsilon`` None: estimated by ``fit`` as the mean IM epsilon of the training sample, each image degraded
     by the run's own Degrader (same types, levels and settings); a number overrides the estimate.
@@ -193,7 +195,8 @@ def epsilon_by_level(clean: Tensor, types: tuple[str, ...], levels: list[float],
 
 @dataclass
 class ScheduleSmoothing(MeasuredSmoothing):
-    """epsilon = E[IM epsilon | type, d]: IM's mean epsilon per degradation type and level, without per-image information.
+    """epsilon = E[IM epsilon | type, d]: IM's mean epsilon per degradation type and level, without per-image
+    information.
 
     ``table`` {type: epsilon at each of ``levels`` evenly spaced levels in [0, 1]}, linearly interpolated
     between them; None: estimated by ``fit`` on the training sample with the run's degradation settings.

@@ -35,7 +35,8 @@ def load_plain(path: str | Path, map_location: Any = "cpu", **options: Any) -> A
             raise
         raise UnsafeCheckpointError(
             f"{path}: this checkpoint holds objects that would run code when loaded (e.g. {found.group(1)}), "
-            "so it is not loaded. Only load checkpoints you trust; infomatch writes plain ones (tensors, numbers, strings, lists, dicts)."
+            "so it is not loaded. Only load checkpoints you trust; infomatch writes plain ones (tensors, numbers, "
+            "strings, lists, dicts)."
         ) from None
 
 

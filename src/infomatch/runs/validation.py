@@ -7,9 +7,9 @@ not a crash an hour into a run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import torch
 from hydra.errors import InstantiationException
@@ -50,7 +50,8 @@ TRAIN_RULES: dict[str, Rule] = {
     "optimizer.weight_decay": lambda name, value: check_number(name, value, 0),
     "optimizer.momentum": lambda name, value: check_number(name, value, 0, 1, high_open=True),
     "base_augment.padding": lambda name, value: check_integer(name, value, 0),
-    "base_augment.crop_flip": lambda name, value: require(name, value, isinstance(value, bool), "must be true or false"),
+    "base_augment.crop_flip": lambda name, value: require(name, value, isinstance(value, bool),
+                                                          "must be true or false"),
     "speed.compile": _compile_mode,
     "trainer.compile": lambda name, value: value is None or _compile_mode(name, value),
     "speed.channels_last": lambda name, value: require(name, value, value in (True, False, "auto"),
@@ -140,7 +141,8 @@ def _raise_if(problems: list[str]) -> None:
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every setting of ``cfg`` that is out of range, before any data is read."""
     problems = _rule_problems(cfg, TRAIN_RULES)
-    _raise_if(problems + _optimizer_problems(cfg, problems) + _build_problems(cfg, ("labels", "augment", "model", "data")))
+    _raise_if(problems + _optimizer_problems(cfg, problems)
+              + _build_problems(cfg, ("labels", "augment", "model", "data")))
 
 
 def validate_evaluate_config(cfg: DictConfig) -> None:
@@ -161,8 +163,9 @@ def check_distributed(cfg: DictConfig, world_size: int, multirun: bool) -> None:
     batch_size = cfg.data.batch_size
     if batch_size % world_size:
         fitting = max(world_size, batch_size - batch_size % world_size)
-        problems.append(f"data.batch_size={batch_size} is the global batch of all {world_size} ranks (trainer.devices x "
-                        f"trainer.num_nodes) and must be divisible by {world_size}, e.g. data.batch_size={fitting}")
+        problems.append(f"data.batch_size={batch_size} is the global batch of all {world_size} ranks "
+                        f"(trainer.devices x trainer.num_nodes) and must be divisible by {world_size}, "
+                        f"e.g. data.batch_size={fitting}")
     if cfg.trainer.get("use_distributed_sampler"):
         problems.append("trainer.use_distributed_sampler=true would reshard batches the data module already shards "
                         "over the ranks (with repeated images); leave it false")
@@ -226,9 +229,9 @@ def check_resume(cfg: DictConfig, checkpoint_dir: Path) -> Path | None:
         raise
     except Exception as error:
         reason = " ".join(str(error).split())  # torch's messages span lines; the report is one paragraph
-        raise ConfigError(f"resume={resume}: cannot read this checkpoint ({type(error).__name__}: {reason}); the file is "
-                          "truncated, corrupt or not a checkpoint. Resume from another checkpoint of the run, "
-                          "or start a new run.") from error
+        raise ConfigError(f"resume={resume}: cannot read this checkpoint ({type(error).__name__}: {reason}); "
+                          "the file is truncated, corrupt or not a checkpoint. Resume from another checkpoint "
+                          "of the run, or start a new run.") from error
     stored = checkpoint.get("infomatch_config") if isinstance(checkpoint, dict) else None
     if not isinstance(stored, dict) or "loops" not in checkpoint:
         raise ConfigError(f"resume={resume}: not a training checkpoint written by train.py (no training state or "

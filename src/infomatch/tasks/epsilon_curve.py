@@ -86,7 +86,8 @@ def load_images(data_root: str | None, count: int, seed: int) -> Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=None, help="folder containing cifar-100-python/ (default: synthetic images)")
+    parser.add_argument("--data-root", default=None,
+                        help="folder containing cifar-100-python/ (default: synthetic images)")
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--levels", type=int, default=21, help="levels evenly spaced over [0, 1]")
     parser.add_argument("--bins", type=int, default=64)
@@ -108,7 +109,8 @@ def main() -> None:
                 for level, mean, std in zip(levels.tolist(), epsilon.mean(1).tolist(), epsilon.std(1).tolist()):
                     writer.writerow([measure, name, f"{level:.3f}", f"{mean:.4f}", f"{std:.4f}"])
     plot_epsilon_curves(levels, curves, floor_nmi, args.eps_max, out / "epsilon_curve.png")
-    print(f"unrelated-pair NMI floor (E0 of nmi_adjusted): {floor_nmi:.3f}; wrote {out / 'epsilon_curve.png'} and {out / 'epsilon_curve.csv'}")
+    print(f"unrelated-pair NMI floor (E0 of nmi_adjusted): {floor_nmi:.3f}; "
+          f"wrote {out / 'epsilon_curve.png'} and {out / 'epsilon_curve.csv'}")
 
 
 if __name__ == "__main__":

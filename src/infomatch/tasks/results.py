@@ -38,7 +38,8 @@ DIFFERENCE_COLUMNS = ("top1", "nll", "ece", "nll (ts)", "ece (ts)", "robust top1
 
 def _run_folders(runs: Path) -> list[Path]:
     """Every run under ``runs`` (a run folder or a sweep folder): folders with metrics.json and .hydra/config.yaml."""
-    return sorted(path.parent for path in runs.glob("**/metrics.json") if (path.parent / ".hydra/config.yaml").is_file())
+    return sorted(path.parent for path in runs.glob("**/metrics.json")
+                  if (path.parent / ".hydra/config.yaml").is_file())
 
 
 def collect(runs: Path, evaluation: Path, study: Path) -> list[Path]:
@@ -121,7 +122,8 @@ def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], 
     lines = [f"Difference to {baseline} (strategy − {baseline}) with its 95% interval (seed-paired t, or Welch "
              "when the seeds differ); **bold**: the interval excludes 0 (separated from seed noise).", ""]
     return lines + markdown_table(["strategy", *(heading for key, heading, _ in COLUMNS if key in DIFFERENCE_COLUMNS)],
-                          [[strategy, *(_difference_cell(rows[strategy, key], scales[key]) for key in DIFFERENCE_COLUMNS)]
+                          [[strategy,
+                            *(_difference_cell(rows[strategy, key], scales[key]) for key in DIFFERENCE_COLUMNS)]
                            for strategy in strategies if strategy != baseline])
 
 
@@ -169,7 +171,7 @@ def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> 
         pattern = re.compile(rf"{re.escape(start)}.*?<!-- /results:{re.escape(name)} -->", re.S)
         if not pattern.search(text):
             raise UserError(f"{readme}: the results block {name!r} has no closing <!-- /results:{name} --> line")
-        text = pattern.sub(lambda _: block, text)
+        text = pattern.sub(lambda _, block=block: block, text)
         rebuilt.append(name)
     readme.write_text(text)
     return rebuilt

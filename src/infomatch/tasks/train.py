@@ -138,7 +138,8 @@ def resolve_precision(trainer_cfg: DictConfig) -> str:
 
 def machine_record(trainer: L.Trainer) -> dict[str, Any]:
     """Where a run's numbers come from: CPUs differ in bf16 kernels (and so in rounding), GPUs in everything."""
-    record = {"cpu": cpu_model_name(), "cpu_native_bf16": cpu_has_native_bf16(), "torch_threads": torch.get_num_threads(),
+    record = {"cpu": cpu_model_name(), "cpu_native_bf16": cpu_has_native_bf16(),
+              "torch_threads": torch.get_num_threads(),
               "accelerator": type(trainer.accelerator).__name__, "precision": str(trainer.precision),
               "torch": torch.__version__}
     if torch.cuda.is_available() and trainer.strategy.root_device.type == "cuda":

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class EpochTimer(L.Callback):
-    """Logs ``time/epoch_s``: wall-clock seconds of each epoch, its validation included (what a run's length is made of)."""
+    """Logs ``time/epoch_s``: wall-clock seconds of each epoch, its validation included (what a run's length is made
+    of)."""
 
     def __init__(self) -> None:
         self._start: float | None = None

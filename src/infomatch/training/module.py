@@ -6,8 +6,8 @@ The data module hands it training batches already cropped, flipped and degraded 
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import torch

@@ -41,7 +41,8 @@ def check_number(name: str, value: Any, low: float, high: float = math.inf, high
 def check_integer(name: str, value: Any, low: int, high: int | None = None) -> None:
     """``value`` is an integer in [low, high] (no upper bound when ``high`` is None)."""
     valid = is_integer(value) and low <= value and (high is None or value <= high)
-    require(name, value, valid, f"must be an integer >= {low}" if high is None else f"must be an integer in [{low}, {high}]")
+    require(name, value, valid,
+            f"must be an integer >= {low}" if high is None else f"must be an integer in [{low}, {high}]")
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:

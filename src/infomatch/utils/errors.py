@@ -33,7 +33,8 @@ class CheckpointError(EvaluationError):
 
 
 class UnsafeCheckpointError(UserError):
-    """A checkpoint holds pickled objects, or a stored config naming code, that would run when loaded; it is never loaded."""
+    """A checkpoint holds pickled objects, or a stored config naming code, that would run when loaded; it is never
+    loaded."""
 
 
 class RunInterrupted(UserError):

@@ -11,9 +11,9 @@ Free of torch, so failed.json (infomatch.runs.failures) is written the same way 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
-from collections.abc import Callable
 
 from infomatch.utils.errors import write_error
 

@@ -19,8 +19,8 @@ depends on OpenCV internals (Canny edges, distance transform, histogram equaliza
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from collections.abc import Callable
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -318,7 +318,7 @@ def _plasma(batch: int, decay: float, generator: torch.Generator, like: Tensor, 
     while step >= 2:
         half, cells = step // 2, size // step
 
-        def jitter() -> Tensor:
+        def jitter(wibble: float = wibble, cells: int = cells) -> Tensor:
             return wibble * wibble * (2 * _uniform((batch, cells, cells), generator, like) - 1)
 
         corners = field[:, ::step, ::step]

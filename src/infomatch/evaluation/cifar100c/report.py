@@ -43,7 +43,8 @@ def markdown(results: dict[str, Any], aggregated: bool) -> str:
               f"- like training = the noise, blur and pixelate corruptions evaluated "
               f"({', '.join(part['resemble_training']) or 'none'}); other = the rest",
               "- mCE and relative mCE: % of the baseline's errors over the benchmark corruptions, baseline "
-              + (f"`{part['compare_to']}` (compare_to)" if part["compare_to"] else "none (no `hard` model; set compare_to)")
+              + (f"`{part['compare_to']}` (compare_to)" if part["compare_to"]
+                 else "none (no `hard` model; set compare_to)")
               + "; relative mCE counts the drop from clean accuracy, undefined if the baseline has none",
               "- calibration under shift: ECE and NLL averaged over all corrupted sets", ""]
     columns = [column for column in SUMMARY_COLUMNS
@@ -56,12 +57,14 @@ def markdown(results: dict[str, Any], aggregated: bool) -> str:
     if aggregated:
         lines += ["Per strategy, mean ± std over seeds:", ""]
         lines += markdown_table(["strategy", "models", *(header for _, header, _, _ in columns)],
-                        [[strategy, group["n"], *(stats_text(group["summary"][key], scale, decimals) for key, _, scale, decimals in columns)]
+                        [[strategy, group["n"],
+                          *(stats_text(group["summary"][key], scale, decimals) for key, _, scale, decimals in columns)]
                          for strategy, group in part["aggregate"].items()])
     models = list(part["models"])
     lines += ["### Top-1 % per corruption, mean over severities", ""]
-    lines += markdown_table(["corruption", *models], [[name, *(f"{100 * np.mean(part['models'][model]['sets'][name]['top1']):.2f}"
-                                                       for model in models)] for name in names])
+    lines += markdown_table(["corruption", *models],
+                            [[name, *(f"{100 * np.mean(part['models'][model]['sets'][name]['top1']):.2f}"
+                                      for model in models)] for name in names])
     for metric, label, scale in (("top1", "Top-1 %", 100), ("ece", "ECE", 1), ("nll", "NLL", 1)):
         lines += [f"### {label} per corruption and severity", ""]
         lines += markdown_table(["corruption", "severity", *models],
@@ -94,7 +97,8 @@ def _series(results: dict[str, Any], aggregated: bool) -> dict[str, dict[str, An
     if aggregated:
         clean = {strategy: group["clean"]["top1"] for strategy, group in results["aggregate"].items()}
         return {f"{strategy}, n={group['n']}": {"clean": clean[strategy],
-                                                "sets": {name: values["top1"] for name, values in group["sets"].items()}}
+                                                "sets": {name: values["top1"]
+                                                         for name, values in group["sets"].items()}}
                 for strategy, group in part["aggregate"].items()}
     return {name: {"clean": {"mean": results["models"][name]["clean"]["top1"], "std": None},
                    "sets": {corruption: {"mean": values["top1"], "std": None}
@@ -114,7 +118,8 @@ def severity_curves(results: dict[str, Any], path: Path, aggregated: bool) -> No
     for axis, name in zip(axes.flat, names):
         for index, (label, values) in enumerate(series.items()):
             mean = 100 * np.array([values["clean"]["mean"], *values["sets"][name]["mean"]])
-            axis.plot(severities, mean, marker="osD^v<>ph*"[index % 10], markersize=4, color=palette[label], label=label)
+            axis.plot(severities, mean, marker="osD^v<>ph*"[index % 10], markersize=4, color=palette[label],
+                      label=label)
             std = values["sets"][name]["std"]
             if std is not None:
                 spread = 100 * np.array([values["clean"]["std"] or 0.0, *std])

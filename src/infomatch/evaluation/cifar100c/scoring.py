@@ -56,7 +56,8 @@ def _errors(sets: dict[str, dict[str, list[float]]], clean_top1: float) -> dict[
 
 
 def check_baseline(compare_to: str | None, names: list[str], strategies: list[str]) -> None:
-    """compare_to must name an evaluated model or strategy (the default, hard, may be absent); checked before scoring."""
+    """compare_to must name an evaluated model or strategy (the default, hard, may be absent); checked before
+    scoring."""
     if compare_to not in (None, "hard") and compare_to not in names and compare_to not in strategies:
         raise EvaluationError(f"compare_to={compare_to} is neither an evaluated model ({', '.join(names)}) nor a "
                               f"labels strategy among them ({', '.join(sorted(set(strategies)))})")

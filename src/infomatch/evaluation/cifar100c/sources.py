@@ -108,7 +108,8 @@ class OfficialCorruptions:
         start = (severity - 1) * self.per_severity
         array = self.arrays[name]
         for offset, chunk_labels in zip(range(0, len(labels), batch_size), labels.split(batch_size)):
-            chunk = np.array(array[start + offset:start + offset + len(chunk_labels)])  # a writable copy of this batch only
+            # a writable copy of this batch only
+            chunk = np.array(array[start + offset:start + offset + len(chunk_labels)])
             yield torch.from_numpy(chunk).permute(0, 3, 1, 2).to(images.device), chunk_labels
 
 
