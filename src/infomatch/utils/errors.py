@@ -88,4 +88,5 @@ def write_error(error: BaseException, path: str | Path | None = None) -> OutputE
 
 def exit_with(error: BaseException | str) -> NoReturn:
     """How every entry point ends on a user error: ``error: <its paragraph>`` on stderr, exit status 1, no traceback."""
-    sys.exit(f"error: {error}")
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(1)
