@@ -34,7 +34,7 @@ class InMemoryDataModule(L.LightningDataModule):
     per-step host-to-device copy); ``auto`` does so on GPUs.
 
     In a distributed run every rank loads the whole sets and takes its own share of each batch
-    (``loading.rank_batches``): ``batch_size`` is the global batch of one optimizer step, all ranks together,
+    (``batching.rank_batches``): ``batch_size`` is the global batch of one optimizer step, all ranks together,
     and ``eval_batch_size`` is per device. Lightning's own sampler replacement must stay off
     (``trainer.use_distributed_sampler: false``).
     """
