@@ -1,10 +1,16 @@
+import argparse
+import importlib
+import subprocess
+import sys
+
+import pytest
 import torch
 
 from infomatch.augment import DEGRADATIONS
+from infomatch.labels.epsilon_curve import epsilon_curves, plot_epsilon_curves
 from infomatch.labels.measures import MEASURES, adjusted_nmi, ssim
 from infomatch.labels.nmi import chance_nmi, nmi
 from infomatch.labels.strategies import MeasuredSmoothing
-from infomatch.tasks.epsilon_curve import epsilon_curves, plot_epsilon_curves
 
 
 def test_every_measure_is_zero_at_level_zero_and_grows_with_level(tmp_path):
@@ -45,3 +51,20 @@ def test_unrelated_images_score_far_below_identical_ones():
     unrelated = chance_nmi(images)
     torch.testing.assert_close(identical, torch.ones(16))
     assert unrelated.shape == (16,) and torch.all(unrelated < identical - 0.5)
+
+
+@pytest.mark.parametrize("module", ["infomatch.tasks.epsilon_curve", "infomatch.tasks.results"])
+def test_help_documents_every_option_without_loading_torch(module):
+    """--help answers at once: torch (seconds to import) is loaded only once the command runs."""
+    probe = (f"import sys, contextlib, io; from {module} import main\n"
+             "out = io.StringIO()\n"
+             "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit): main(['--help'])\n"
+             "print(out.getvalue()); print('torch loaded:', 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.stdout.rstrip().endswith("torch loaded: False"), result.stdout + result.stderr
+    parsers = [importlib.import_module(module).command_line()]
+    for parser in parsers:  # with each subcommand's own parser
+        parsers += [sub for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+                    for sub in action.choices.values()]
+        undocumented = [action.dest for action in parser._actions if not action.help]
+        assert not undocumented, f"{parser.prog}: {undocumented}"

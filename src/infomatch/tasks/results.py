@@ -20,9 +20,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from infomatch.evaluation.compare import compare, mean_interval, scalar_metrics
 from infomatch.evaluation.tables import interval_text, markdown_table, mean_text, number_text
 from infomatch.utils.errors import UserError, exit_with
+
+# infomatch.evaluation.compare (torch, scipy) is imported where it is used: --help answers in well under a second
 
 EVALUATION_FILES = ("metrics.json", "metrics.csv", "summary.md", "comparisons.csv")
 KEPT_PLOTS = ("clean_metrics.png", "paired_differences*.png", "corruptions_heatmap.png")  # glob patterns
@@ -92,6 +93,8 @@ def load_study(study: Path) -> dict[str, dict[str, Any]]:
 
 def strategy_summary(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """{strategy: {"n": seeds, metric: (mean, low, high)}}, low/high None for a single run; strategies in run order."""
+    from infomatch.evaluation.compare import mean_interval, scalar_metrics
+
     values: dict[str, list[dict[str, float]]] = {}
     for model in models.values():
         values.setdefault(model["strategy"], []).append(scalar_metrics(model))
@@ -117,6 +120,8 @@ def _difference_cell(row: dict[str, Any], scale: float) -> str:
 
 
 def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], baseline: str) -> list[str]:
+    from infomatch.evaluation.compare import compare
+
     scales = {key: scale for key, _, scale in COLUMNS}
     rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline)}
     lines = [f"Difference to {baseline} (strategy − {baseline}) with its 95% interval (seed-paired t, or Welch "
@@ -177,19 +182,24 @@ def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> 
     return rebuilt
 
 
-def main(argv: list[str] | None = None) -> None:
+def command_line() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m infomatch.tasks.results", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, help="what to do")
     gather = commands.add_parser("collect", help="copy a sweep's and an evaluation's small result files into a study")
     gather.add_argument("runs", type=Path, help="a sweep folder (outputs/multirun/<date>) or one run folder")
     gather.add_argument("evaluation", type=Path, help="the folder evaluate.py wrote for those runs")
     gather.add_argument("study", type=Path, help="docs/results/<study>")
     tables = commands.add_parser("tables", help="rebuild the results blocks of README.md and docs/results.md")
     tables.add_argument("--pages", type=Path, nargs="+", default=RESULT_PAGES, help="markdown files to rebuild")
-    tables.add_argument("--results", type=Path, default=Path("docs/results"))
+    tables.add_argument("--results", type=Path, default=Path("docs/results"),
+                        help="the folder holding one subfolder per study")
     tables.add_argument("--baseline", default="hard",
                         help="the strategy the paired differences are taken to, in blocks that name no vs=...")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = command_line().parse_args(argv)
     try:
         if args.command == "collect":
             copied = collect(args.runs, args.evaluation, args.study)
