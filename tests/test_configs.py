@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
-from conftest import CONFIGS, compose_config
+from conftest import CONFIGS, ROOT, compose_config
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -212,3 +215,21 @@ def test_the_deprecated_trainer_compile_still_sets_speed_compile(make_config, ca
         assert speed_compile(make_config("trainer.compile=reduce-overhead")) == "reduce-overhead"
     assert "speed.compile=reduce-overhead" in caplog.text
     assert "compile" not in lightning_trainer_config(make_config("trainer.compile=true").trainer)
+
+
+@pytest.mark.parametrize(("command", "expected"), [("train", "infomatch.labels.LabelSmoothing"),
+                                                   ("evaluate", "compare_to")])
+def test_entry_points_find_the_configs_from_any_folder(tmp_path, command, expected):
+    """The installed commands read the configs as the package infomatch.configs, not from ./configs."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[f"infomatch-{command}"] == f"infomatch.tasks.cli:{command}"
+    probe = [sys.executable, "-c", f"from infomatch.tasks.cli import {command}; {command}()", "--cfg", "job",
+             "labels=ls" if command == "train" else "ckpt=x"]
+    result = subprocess.run(probe, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and expected in result.stdout, result.stderr[-2000:]
+    installed = Path(sys.executable).parent / f"infomatch-{command}"
+    if installed.exists():  # a pip install of this checkout (CI's) made the console script
+        result = subprocess.run([str(installed), "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0 and "_target_" in result.stdout, result.stderr[-2000:]
