@@ -233,3 +233,33 @@ def test_entry_points_find_the_configs_from_any_folder(tmp_path, command, expect
         result = subprocess.run([str(installed), "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True,
                                 timeout=300)
         assert result.returncode == 0 and "_target_" in result.stdout, result.stderr[-2000:]
+
+
+def help_text(program: str, tmp_path: Path) -> str:
+    result = subprocess.run([sys.executable, str(ROOT / f"{program}.py"), "--help"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.parametrize(("program", "groups", "not_listed"), [
+    ("train", ["labels", "augment", "data", "model", "optimizer", "scheduler", "trainer", "speed", "callbacks",
+               "logger", "experiment", "debug", "hparams_search", "hydra/launcher"], ["corruptions", "ckpt="]),
+    ("evaluate", ["corruptions", "augment@degradation"], ["labels", "optimizer", "hparams_search"]),
+])
+def test_help_lists_this_programs_groups_with_every_option(tmp_path, program, groups, not_listed):
+    text = help_text(program, tmp_path)
+    lines: dict[str, str] = {}  # first word -> the line and its indented continuation lines
+    for line in text.splitlines():
+        if line.startswith("  ") and not line.startswith("        "):
+            key = line.split()[0]
+            lines[key] = line
+        elif line.startswith("        ") and lines:
+            lines[key] += line
+    for group in groups:
+        assert group in lines, f"{program} --help does not list {group}"
+        folder = "augment" if group == "augment@degradation" else group
+        missing = [option for option in options(folder) if option not in lines[group]]
+        assert not missing, f"{program} --help's {group} line lacks {missing}"
+    for name in not_listed:
+        assert not any(line.startswith(name) for line in lines), f"{program} --help lists {name}"

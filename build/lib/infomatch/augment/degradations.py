@@ -1,0 +1,173 @@
+"""The batched degradation functions of the `augment` group: diffusion noise, blur, patch dropout, mosaic.
+
+Every function takes a (B, C, H, W) float batch in [0, 1] and a (B,) level in [0, 1] and treats the
+whole batch at once, with no Python loop over images; per image it computes exactly what the
+reference computes image by image.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+from torch import Tensor
+
+from infomatch.utils.precision import wide_float
+
+
+@lru_cache(maxsize=16)
+def _diffusion_schedule(
+    timesteps: int, beta_start: float, beta_end: float, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """(sqrt(abar_t), sqrt(1 - abar_t)) for all t, computed in float64 once per device and dtype."""
+    alpha_bar = torch.cumprod(1.0 - torch.linspace(beta_start, beta_end, timesteps, dtype=torch.float64), dim=0)
+    # cast on the CPU first: MPS has no float64
+    return alpha_bar.sqrt().to(dtype).to(device), (1 - alpha_bar).sqrt().to(dtype).to(device)
+
+
+def diffusion(
+    x: Tensor,
+    level: Tensor,
+    generator: torch.Generator | None = None,
+    timesteps: int = 1000,
+    beta_start: float = 1e-4,
+    beta_end: float = 0.02,
+) -> Tensor:
+    """DDPM forward noise at t = int(level * (T - 1)); t = 0 leaves the image untouched."""
+    t = (wide_float(level) * (timesteps - 1)).long().clamp(0, timesteps - 1)
+    signal, noise_scale = _diffusion_schedule(timesteps, beta_start, beta_end, x.device, x.dtype)
+    signal, noise_scale = signal[t].view(-1, 1, 1, 1), noise_scale[t].view(-1, 1, 1, 1)
+    noisy = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    # ((signal * (2x - 1) + noise_scale * noise) + 1) / 2, in place on the noise buffer
+    noisy.mul_(noise_scale).add_(signal * (2 * x - 1)).add_(1).div_(2).clamp_(0, 1)
+    return torch.where((t == 0).view(-1, 1, 1, 1), x, noisy)
+
+
+def _reflect(index: Tensor, size: int) -> Tensor:
+    """Map indices outside [0, size) back inside by mirror reflection (edge pixel not repeated).
+
+    Equals torch's reflect padding where that is defined (pad < size) and keeps bouncing beyond it,
+    like reflect-padding repeatedly, so kernels wider than the image still work.
+    """
+    if size == 1:
+        return torch.zeros_like(index)
+    period = 2 * (size - 1)
+    folded = index.remainder(period)
+    return torch.where(folded < size, folded, period - folded)
+
+
+def _separable(x: Tensor, along_height: Tensor, along_width: Tensor) -> Tensor:
+    """Per image b and channel: along_height[b]^T @ x[b, c] @ along_width[b], as two batched matmuls.
+
+    A separable per-image linear filter (blur, block mean) whose (B, n, n) operators hold M[b, src, dst],
+    the weight of input pixel src in output pixel dst along one axis.
+    """
+    if x.is_cuda and x.dtype != torch.float64:
+        # GPUs may run float32 matmuls in TF32 (set_float32_matmul_precision("high")), whose rounding
+        # would move pixels across NMI bins; float64 keeps the filter exact at negligible cost
+        return _separable(x.double(), along_height.double(), along_width.double()).to(x.dtype)
+    batch, _, _, width = x.shape
+    filtered_rows = torch.bmm(x.reshape(batch, -1, width), along_width).view(x.shape)
+    return torch.matmul(along_height.transpose(1, 2)[:, None], filtered_rows)
+
+
+# Index tensors that depend only on shapes are built once per shape and device: on a GPU every small
+# op costs a kernel launch, and the stage's host time is what limits a training step there.
+@lru_cache(maxsize=32)
+def _tap_positions(radius: int, size: int, device: torch.device) -> Tensor:
+    """(1, (2R + 1) * size) flat positions src * size + dst in a (size, size) operator of the tap at
+    each offset -R..R for each output pixel dst, with src reflected into the image."""
+    dst = torch.arange(size, device=device)
+    offsets = torch.arange(-radius, radius + 1, device=device)
+    src = _reflect(dst[None, :] + offsets[:, None], size)  # (2R + 1, size)
+    return (src * size + dst).reshape(1, -1)
+
+
+def _blur_operator(taps: Tensor, size: int) -> Tensor:
+    """(B, size, size) blur operators for _separable.
+
+    ``taps`` (B, 2R + 1) holds each image's 1D kernel at offsets -R..R (zero outside its own kernel);
+    the reflect padding is folded into M, so one matmul per axis is the padded 1D convolution.
+    """
+    batch, width = taps.shape
+    positions = _tap_positions(width // 2, size, taps.device).expand(batch, -1)
+    weights = taps[:, :, None].expand(batch, width, size).reshape(batch, -1)
+    return taps.new_zeros(batch, size * size).scatter_add_(1, positions, weights).view(batch, size, size)
+
+
+def _blur_kernel_size(sigma: Tensor, kernel_max: int) -> Tensor:
+    """torchvision-style size 2 * int(4 sigma + 0.5) + 1, capped at kernel_max and kept odd."""
+    size = (2 * (4 * sigma + 0.5).long() + 1).clamp(max=kernel_max)
+    return size - (size % 2 == 0).long()
+
+
+@lru_cache(maxsize=32)
+def _blur_offsets(sigma_max: float, kernel_max: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Offsets -R..R of the widest kernel any level in [0, 1] can produce: a static shape, so no device sync."""
+    max_radius = int(_blur_kernel_size(torch.tensor(sigma_max + 0.01, dtype=torch.float64), kernel_max)) // 2
+    return torch.arange(-max_radius, max_radius + 1, device=device, dtype=dtype)
+
+
+def blur(x: Tensor, level: Tensor, sigma_max: float = 50.0, kernel_max: int = 51) -> Tensor:
+    """Gaussian blur with sigma = level * sigma_max + 0.01, as torchvision's gaussian_blur per image.
+
+    Each image's normalized 1D kernel is zero-padded to the widest possible kernel; with reflect padding
+    folded in, the separable blur becomes two batched matmuls (much faster than a grouped convolution
+    with wide kernels on CPU, and exact: taps outside an image's own kernel are zero).
+    """
+    batch, _, height, width = x.shape
+    sigma = wide_float(level) * sigma_max + 0.01
+    radius = _blur_kernel_size(sigma, kernel_max) // 2
+    offsets = _blur_offsets(sigma_max, kernel_max, x.device, x.dtype)
+    pdf = torch.exp(-0.5 * (offsets / sigma.to(x.dtype)[:, None]).pow(2))
+    pdf = torch.where(offsets.abs() <= radius[:, None], pdf, 0)
+    taps = pdf / pdf.sum(dim=1, keepdim=True)
+    along_width = _blur_operator(taps, width)
+    along_height = along_width if height == width else _blur_operator(taps, height)
+    return _separable(x, along_height, along_width)
+
+
+def dropout(x: Tensor, level: Tensor, patch: int = 8, generator: torch.Generator | None = None) -> Tensor:
+    """Keep floor(n_patches * (1 - level)) random patch x patch tiles per image and zero the rest."""
+    batch, _, height, width = x.shape
+    grid_rows, grid_cols = math.ceil(height / patch), math.ceil(width / patch)
+    n_patches = grid_rows * grid_cols
+    keep = (n_patches * (1 - wide_float(level))).floor().long()
+    # a uniformly random subset of `keep` tiles: the tiles whose random key ranks below `keep`
+    keys = torch.rand(batch, n_patches, generator=generator, device=x.device)
+    rank = keys.argsort(dim=1).argsort(dim=1)
+    kept = rank < keep[:, None]
+    return torch.where(kept[:, _tile_of_pixel(height, width, patch, x.device)][:, None], x, 0)
+
+
+@lru_cache(maxsize=32)
+def _tile_of_pixel(height: int, width: int, patch: int, device: torch.device) -> Tensor:
+    """(height, width) index of the patch x patch tile (row-major) that holds each pixel."""
+    rows = torch.arange(height, device=device) // patch
+    cols = torch.arange(width, device=device) // patch
+    return rows[:, None] * math.ceil(width / patch) + cols[None, :]
+
+
+def _block_mean_operator(block: Tensor, size: int, dtype: torch.dtype) -> Tensor:
+    """(B, size, size) operators for _separable: output pixel dst averages the pixels of its block."""
+    index = torch.arange(size, device=block.device)
+    block_index = index // block[:, None]  # (B, size)
+    block_start = block_index * block[:, None]
+    block_length = torch.minimum(block[:, None], size - block_start)  # edge blocks are shorter
+    same_block = block_index[:, :, None] == block_index[:, None, :]
+    return same_block.to(dtype) / block_length[:, None, :].to(dtype)
+
+
+def mosaic(x: Tensor, level: Tensor, max_block: int = 32) -> Tensor:
+    """Replace b x b blocks (b = max(1, int(max_block * (level + 0.001)^2)), tiled from the top-left,
+    edge blocks smaller) by their per-channel mean.
+
+    A block mean is separable (mean over the block's rows of the means over its columns), so it runs
+    as two batched matmuls like the blur.
+    """
+    _, _, height, width = x.shape
+    block = (max_block * (wide_float(level) + 0.001).pow(2)).long().clamp(min=1)
+    along_width = _block_mean_operator(block, width, x.dtype)
+    along_height = along_width if height == width else _block_mean_operator(block, height, x.dtype)
+    return _separable(x, along_height, along_width)

@@ -1,0 +1,61 @@
+"""The device-side data stage of training: uint8 batch -> [0, 1] -> crop/flip -> degradation -> TrainingBatch.
+
+It runs batched on the training device (the data module calls it in ``on_after_batch_transfer``), for
+training batches only; validation and test batches are only scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from infomatch.augment import Degrader
+from infomatch.data.base_augment import crop_flip
+from infomatch.data.batch import TrainingBatch
+from infomatch.utils.seeding import mix_seed
+
+
+def to_unit_range(images: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """uint8 [0, 255] -> [0, 1] in ``dtype``: the one conversion every stage uses."""
+    return images.to(dtype) / 255
+
+
+class TrainingStage:
+    """Crop/flip and degrade a batch; random streams reseeded per (seed, epoch, rank).
+
+    Reseeding at every epoch start makes a run resumed at an epoch boundary see exactly the images the
+    uninterrupted run saw.
+    """
+
+    def __init__(self, degrader: Degrader | None = None, crop_flip: bool = True, crop_padding: int = 4,
+                 seed: int = 0) -> None:
+        if crop_padding < 0:
+            raise ValueError(f"crop padding must be >= 0, got {crop_padding}")
+        self.degrader = degrader if degrader is not None else Degrader(types=())
+        self.use_crop_flip = crop_flip
+        self.crop_padding = crop_padding
+        self.seed = seed
+        self._stream_key: tuple | None = None
+        self.generator: torch.Generator | None = None
+        self.host_generator: torch.Generator | None = None
+
+    def start_epoch(self, epoch: int, rank: int, device: torch.device) -> None:
+        seed = mix_seed(self.seed, epoch, rank)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        # the host-side draws of stratified type counts: no device round trip
+        self.host_generator = torch.Generator().manual_seed(seed)
+        self._stream_key = (epoch, rank, device)
+
+    def clean_images(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
+        """uint8 images -> [0, 1], cropped and flipped when the base augmentation is on: what the degradation starts
+        from."""
+        clean = to_unit_range(images)
+        return crop_flip(clean, self.crop_padding, generator=generator) if self.use_crop_flip else clean
+
+    def __call__(self, images: Tensor, labels: Tensor, epoch: int = 0, rank: int = 0) -> TrainingBatch:
+        """``images`` uint8 (B, C, H, W) on the training device."""
+        if self._stream_key != (epoch, rank, images.device):
+            self.start_epoch(epoch, rank, images.device)
+        clean = self.clean_images(images, self.generator)
+        degraded, degradation, level = self.degrader(clean, self.generator, self.host_generator)
+        return TrainingBatch(clean=clean, degraded=degraded, classes=labels, degradation=degradation, level=level)

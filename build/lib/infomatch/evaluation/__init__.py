@@ -1,0 +1,1 @@
+"""Evaluation of trained models: clean metrics, robustness grid, confidence analysis, seed aggregation, plots."""

@@ -1,0 +1,87 @@
+"""Paired comparisons over seeds: each strategy's difference to one or more baseline strategies, per metric, with
+a 95% CI.
+
+When both strategies have runs for the same seeds (two or more), the seed-paired differences get a
+t-interval (the seed fixes the initialisation, data order and degradations both runs share); otherwise
+Welch's interval on the two groups. An interval that contains 0 means the difference is not separated
+from seed noise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from infomatch.evaluation.clean import CALIBRATION_METRICS, CLEAN_METRICS
+from infomatch.evaluation.degraded import ROBUSTNESS_SCORES
+
+LEVEL = 0.95
+
+
+def scalar_metrics(model: dict[str, Any]) -> dict[str, float]:
+    """Every per-model number compared: clean metrics, after temperature scaling (``ts``), T, and robustness means."""
+    values = {metric.key: model["clean"][metric.key] for metric in CLEAN_METRICS}
+    values.update({f"{key} (ts)": model["calibrated"][key] for key in CALIBRATION_METRICS})
+    values["temperature"] = model["temperature"]
+    values["robust top1"] = float(np.mean(list(model["robustness"].values())))
+    for score in ROBUSTNESS_SCORES[1:]:
+        label = f"robust {score.removesuffix('_ts')}{' (ts)' if score.endswith('_ts') else ''}"
+        values[label] = float(np.mean(list(model["robustness_calibration"][score].values())))
+    return values
+
+
+def mean_interval(values: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high): Student t-interval of the mean (of seed-paired differences, or of one strategy's seeds)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    half = float(stats.t.ppf((1 + LEVEL) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def welch_interval(sample: list[float], baseline: list[float]) -> tuple[float, float, float]:
+    """(difference of means, low, high): Welch's t-interval with the Welch-Satterthwaite degrees of freedom."""
+    a, b = np.asarray(sample, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    difference = float(a.mean() - b.mean())
+    if va + vb == 0:  # identical values in both groups: no spread to estimate, the interval is the point
+        return difference, difference, difference
+    freedom = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = float(stats.t.ppf((1 + LEVEL) / 2, freedom) * math.sqrt(va + vb))
+    return difference, difference - half, difference + half
+
+
+def compare(models: dict[str, dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
+    """One row per (strategy other than ``baseline``, metric): difference, 95% CI, method, n, separated."""
+    by_strategy: dict[str, dict[Any, dict[str, float]]] = {}
+    for name, model in models.items():
+        by_strategy.setdefault(model["strategy"], {})[model["seed"] if model["seed"] is not None else name] = \
+            scalar_metrics(model)
+    reference = by_strategy[baseline]
+    rows = []
+    for strategy, runs in by_strategy.items():
+        if strategy == baseline:
+            continue
+        paired = runs.keys() == reference.keys() and len(runs) > 1
+        for metric in next(iter(runs.values())):
+            sample = [runs[key][metric] for key in runs]
+            base = [reference[key][metric] for key in (runs if paired else reference)]
+            if paired:
+                difference, low, high = mean_interval([a - b for a, b in zip(sample, base)])
+                method = "paired t"
+            elif len(sample) > 1 and len(base) > 1:
+                difference, low, high = welch_interval(sample, base)
+                method = "Welch"
+            else:
+                difference, low, high, method = float(np.mean(sample) - np.mean(base)), None, None, "none (one run)"
+            rows.append({"baseline": baseline, "strategy": strategy, "metric": metric, "difference": difference,
+                         "low": low, "high": high, "method": method, "n": len(sample), "n_baseline": len(base),
+                         "separated": bool(low is not None and (low > 0 or high < 0))})
+    return rows
+
+
+def compare_each(models: dict[str, dict[str, Any]], baselines: list[str]) -> list[dict[str, Any]]:
+    """:func:`compare` against every baseline in turn (e.g. hard, matched, schedule), rows one after the other."""
+    return [row for baseline in baselines for row in compare(models, baseline)]

@@ -1,0 +1,20 @@
+"""Label strategies, the `labels` config group (``python train.py labels=im``), and the similarity measures they use.
+
+Information Matching (IM) softens each training label by the information its degradation destroyed:
+epsilon = clamp(1 - NMI(x, x'), 0, eps_max), y = (1 - epsilon) onehot + epsilon / K. ``nmi`` is the batched
+NMI kernel, ``measures`` the alternatives (SSIM as in Siedel et al. 2025, chance-corrected NMI),
+``strategies`` the strategies: ``hard``, ``ls``, ``im`` and the controls ``matched``, ``level``, ``schedule``.
+"""
+
+from infomatch.labels.strategies import (
+                                         HardLabels,
+                                         InformationMatching,
+                                         LabelSmoothing,
+                                         LevelSmoothing,
+                                         MatchedSmoothing,
+                                         MeasuredSmoothing,
+                                         ScheduleSmoothing,
+)
+
+__all__ = ["HardLabels", "InformationMatching", "LabelSmoothing", "LevelSmoothing", "MatchedSmoothing",
+           "MeasuredSmoothing", "ScheduleSmoothing"]

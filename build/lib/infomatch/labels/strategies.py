@@ -1,0 +1,244 @@
+"""Label strategies (the `labels` config group): hard one-hot labels, fixed label smoothing, Information Matching
+(IM) and its controls.
+
+Each strategy is called as ``strategy(batch, num_classes) -> (targets, epsilon)`` with the
+``TrainingBatch`` of the data stage (clean and degraded images, labels, each sample's degradation
+type and level); ``targets`` is (B, K) and ``epsilon`` (B,) the smoothing each sample received.
+
+Strategies that need numbers measured on the training data before training (``matched``'s epsilon,
+``schedule``'s table, the chance NMI of ``measure=nmi_adjusted``) have a ``fit(clean, degrader, generator)``
+method; train.py calls it on a fixed sample of training images before the first step. It returns the
+estimates as plain numbers and lists, which metrics.json and the checkpoints keep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from infomatch.augment import DEGRADATIONS, Degrader, apply_degradations
+from infomatch.data.batch import TrainingBatch
+from infomatch.labels.measures import MEASURES, adjusted_nmi, ssim
+from infomatch.labels.nmi import chance_nmi, check_bins, nmi
+from infomatch.utils.checks import check_choice, check_integer, check_number, require
+
+SPREADS = ("all", "others")
+
+
+def one_hot(labels: Tensor, num_classes: int) -> Tensor:
+    return F.one_hot(labels, num_classes).float()
+
+
+def smooth(labels: Tensor, num_classes: int, epsilon: float | Tensor, spread: str = "all") -> Tensor:
+    """Smoothed targets with a scalar or per-sample (B,) epsilon.
+
+    all:    y = (1 - eps) * onehot + eps / K           (reference code)
+    others: y_c = 1 - eps, y_k = eps / (K - 1), k != c  (reference paper)
+    """
+    check_choice("spread", spread, SPREADS)
+    hot = one_hot(labels, num_classes)
+    eps = torch.as_tensor(epsilon, dtype=hot.dtype, device=hot.device).reshape(-1, 1)
+    if spread == "all":
+        return (1 - eps) * hot + eps / num_classes
+    return (1 - eps) * hot + eps / (num_classes - 1) * (1 - hot)
+
+
+def im_epsilon(nmi_values: Tensor, eps_max: float = 0.9) -> Tensor:
+    """IM smoothing: the information the degradation destroyed, clamp(1 - NMI, 0, eps_max)."""
+    return (1 - nmi_values).clamp(0, eps_max)
+
+
+@dataclass
+class HardLabels:
+    name: ClassVar[str] = "hard"
+
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        return one_hot(batch.classes, num_classes), torch.zeros(len(batch), device=batch.classes.device)
+
+
+@dataclass
+class LabelSmoothing:
+    """The same epsilon for every sample."""
+
+    epsilon: float = 0.1
+    spread: str = "all"
+    name: ClassVar[str] = "ls"
+
+    def __post_init__(self) -> None:
+        check_number("epsilon", self.epsilon, 0, 1, high_open=True)
+        check_choice("spread", self.spread, SPREADS)
+
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        epsilon = torch.full((len(batch),), float(self.epsilon), device=batch.classes.device)
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
+
+
+@dataclass
+class LevelSmoothing:
+    """epsilon = eps_max * d, the level the sampler drew, whatever the degradation type (0 when not degraded)."""
+
+    eps_max: float = 0.9
+    spread: str = "all"
+    name: ClassVar[str] = "level"
+
+    def __post_init__(self) -> None:
+        check_number("eps_max", self.eps_max, 0, 1)
+        check_choice("spread", self.spread, SPREADS)
+
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        epsilon = torch.where(batch.degradation >= 0, self.eps_max * batch.level.float(), 0.0)
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
+
+
+@dataclass
+class MeasuredSmoothing:
+    """Settings and epsilon of the strategies built on a similarity measure (IM, matched, schedule).
+
+    ``chance_nmi`` is E0 of ``measure=nmi_adjusted``; None: estimated by ``fit`` on the training sample.
+    """
+
+    eps_max: float = 0.9
+    bins: int = 64
+    measure: str = "nmi"
+    chance_nmi: float | None = None
+    spread: str = "all"
+
+    def __post_init__(self) -> None:
+        check_number("eps_max", self.eps_max, 0, 1)
+        check_bins(self.bins)
+        check_choice("measure", self.measure, MEASURES)
+        if self.chance_nmi is not None:
+            check_number("chance_nmi", self.chance_nmi, 0, 1, high_open=True)
+        check_choice("spread", self.spread, SPREADS)
+
+    def measured_epsilon(self, clean: Tensor, degraded: Tensor) -> Tensor:
+        """(B,) clamp(1 - similarity(clean, degraded), 0, eps_max) under ``measure``."""
+        if self.measure == "ssim":
+            return im_epsilon(ssim(clean, degraded), self.eps_max)
+        similarity = nmi(clean, degraded, self.bins)
+        if self.measure == "nmi_adjusted":
+            if self.chance_nmi is None:
+                raise RuntimeError("measure=nmi_adjusted needs chance_nmi: call fit() before training")
+            similarity = adjusted_nmi(similarity, self.chance_nmi)
+        return im_epsilon(similarity, self.eps_max)
+
+    def fit(self, clean: Tensor, degrader: Degrader, generator: torch.Generator) -> dict[str, Any]:
+        """Estimate what the measure needs from ``clean`` (a fixed sample of training images in [0, 1])."""
+        if self.measure != "nmi_adjusted":
+            return {}
+        if self.chance_nmi is None:
+            self.chance_nmi = float(chance_nmi(clean, self.bins).mean())
+        return {"chance_nmi": self.chance_nmi}
+
+
+@dataclass
+class InformationMatching(MeasuredSmoothing):
+    """Per-sample epsilon = clamp(1 - similarity(clean, degraded), 0, eps_max); the reference measure is NMI."""
+
+    name: ClassVar[str] = "im"
+
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        epsilon = self.measured_epsilon(batch.clean, batch.degraded)
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
+
+
+@dataclass
+class MatchedSmoothing(MeasuredSmoothing):
+    """Uniform smoothing with IM's mean epsilon under this run's degradations: as much smoothing as IM, no per-image
+    signal.
+
+    ``epsilon`` None: estimated by ``fit`` as the mean IM epsilon of the training sample, each image degraded
+    by the run's own Degrader (same types, levels and settings); a number overrides the estimate.
+    """
+
+    epsilon: float | None = None
+    name: ClassVar[str] = "matched"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.epsilon is not None:
+            check_number("epsilon", self.epsilon, 0, 1, high_open=True)
+
+    def fit(self, clean: Tensor, degrader: Degrader, generator: torch.Generator) -> dict[str, Any]:
+        estimates = super().fit(clean, degrader, generator)
+        if self.epsilon is None:
+            degraded, _, _ = degrader(clean, generator)
+            self.epsilon = float(self.measured_epsilon(clean, degraded).mean())
+        return {**estimates, "epsilon": self.epsilon}
+
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        if self.epsilon is None:
+            raise RuntimeError("labels=matched has no epsilon yet: call fit() before training or set labels.epsilon")
+        epsilon = torch.full((len(batch),), self.epsilon, device=batch.classes.device)
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
+
+
+def epsilon_by_level(clean: Tensor, types: tuple[str, ...], levels: list[float], epsilon_of,
+                     generator: torch.Generator | None = None, description: str = "epsilon by level",
+                     **settings: float) -> dict[str, Tensor]:
+    """{type: (len(levels), N) epsilon_of(clean, degraded)}: every image degraded at every level of every type."""
+    curves = {}
+    for name in tqdm(types, desc=description, unit="type", leave=False):
+        type_batch = torch.full((len(clean),), DEGRADATIONS.index(name), dtype=torch.long, device=clean.device)
+        rows = []
+        for level in levels:
+            level_batch = torch.full((len(clean),), level, device=clean.device)
+            rows.append(epsilon_of(clean, apply_degradations(clean, type_batch, level_batch, generator, **settings)))
+        curves[name] = torch.stack(rows)
+    return curves
+
+
+@dataclass
+class ScheduleSmoothing(MeasuredSmoothing):
+    """epsilon = E[IM epsilon | type, d]: IM's mean epsilon per degradation type and level, without per-image
+    information.
+
+    ``table`` {type: epsilon at each of ``levels`` evenly spaced levels in [0, 1]}, linearly interpolated
+    between them; None: estimated by ``fit`` on the training sample with the run's degradation settings.
+    """
+
+    levels: int = 21
+    table: dict[str, list[float]] | None = None
+    name: ClassVar[str] = "schedule"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_integer("levels", self.levels, 2)
+        if self.table is not None:
+            self.table = {str(name): [float(value) for value in row] for name, row in dict(self.table).items()}
+            valid = all(name in DEGRADATIONS and len(row) == self.levels for name, row in self.table.items())
+            require("table", self.table, valid,
+                    f"must map degradation types ({', '.join(DEGRADATIONS)}) to {self.levels} values each")
+        self._grid: Tensor | None = None
+
+    def fit(self, clean: Tensor, degrader: Degrader, generator: torch.Generator) -> dict[str, Any]:
+        estimates = super().fit(clean, degrader, generator)
+        if self.table is None:
+            levels = torch.linspace(0, 1, self.levels, dtype=torch.float64).tolist()
+            curves = epsilon_by_level(clean, degrader.types, levels, self.measured_epsilon, generator,
+                                      "schedule table", **degrader.settings)
+            self.table = {name: epsilon.mean(dim=1).tolist() for name, epsilon in curves.items()}
+        missing = [name for name in degrader.types if name not in self.table]
+        require("table", list(self.table), not missing, f"has no row for the degradation(s) {', '.join(missing)}")
+        self._grid = None
+        return {**estimates, "levels": self.levels, "table": self.table}
+
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        if self.table is None:
+            raise RuntimeError("labels=schedule has no table yet: call fit() before training")
+        device = batch.classes.device
+        if self._grid is None or self._grid.device != device:
+            rows = [self.table.get(name, [0.0] * self.levels) for name in DEGRADATIONS]
+            self._grid = torch.tensor(rows, device=device)
+        position = batch.level.float().clamp(0, 1) * (self.levels - 1)
+        low = position.floor().long().clamp(max=self.levels - 2)
+        rows = self._grid[batch.degradation.clamp(min=0)]
+        below, above = rows.gather(1, low[:, None]), rows.gather(1, low[:, None] + 1)
+        epsilon = torch.lerp(below, above, (position - low)[:, None]).squeeze(1)
+        epsilon = torch.where(batch.degradation >= 0, epsilon, 0.0)
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon

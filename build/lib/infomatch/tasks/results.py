@@ -1,0 +1,216 @@
+"""Study results kept in git, and the README tables rebuilt from them alone.
+
+  python -m infomatch.tasks.results collect outputs/multirun/<sweep> outputs/eval/<date> docs/results/<study>
+  python -m infomatch.tasks.results tables      # rewrite each study's block in README.md and docs/results.md
+
+A study folder holds ``runs/<run>/{config.yaml, metrics.json}`` (each run's resolved config and training
+metrics) and ``evaluations/<name>/`` (an evaluation's metrics.json, metrics.csv, summary.md, comparisons.csv
+and a few plots); checkpoints stay out. Evaluations collected into one study on different days add up: their
+models are merged (a model evaluated twice keeps the later evaluation, by folder name) before the means, 95%
+intervals and paired differences are computed, provided they were evaluated with the same settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from infomatch.evaluation.tables import interval_text, markdown_table, mean_text, number_text
+from infomatch.utils.errors import UserError, exit_with
+
+# infomatch.evaluation.compare (torch, scipy) is imported where it is used: --help answers in well under a second
+
+EVALUATION_FILES = ("metrics.json", "metrics.csv", "summary.md", "comparisons.csv")
+KEPT_PLOTS = ("clean_metrics.png", "paired_differences*.png", "corruptions_heatmap.png")  # glob patterns
+# (scalar_metrics key, column heading, scale): the columns of both README tables
+COLUMNS = (
+    ("top1", "top-1 %", 100), ("top5", "top-5 %", 100), ("nll", "NLL", 1), ("ece", "ECE", 1),
+    ("brier", "Brier", 1), ("confidence_gap", "conf − acc", 1), ("temperature", "T", 1),
+    ("nll (ts)", "NLL (ts)", 1), ("ece (ts)", "ECE (ts)", 1), ("robust top1", "robust top-1 %", 100),
+)
+RESULT_PAGES = [Path("README.md"), Path("docs/results.md")]  # the pages whose results blocks `tables` rebuilds
+DIFFERENCE_COLUMNS = ("top1", "nll", "ece", "nll (ts)", "ece (ts)", "robust top1")
+
+
+def _run_folders(runs: Path) -> list[Path]:
+    """Every run under ``runs`` (a run folder or a sweep folder): folders with metrics.json and .hydra/config.yaml."""
+    return sorted(path.parent for path in runs.glob("**/metrics.json")
+                  if (path.parent / ".hydra/config.yaml").is_file())
+
+
+def collect(runs: Path, evaluation: Path, study: Path) -> list[Path]:
+    """Copy the small result files of ``runs`` and of one ``evaluation`` folder into ``study``; returns the copies."""
+    folders = _run_folders(runs)
+    if not folders:
+        raise UserError(f"no runs under {runs}: a run folder holds metrics.json and .hydra/config.yaml")
+    if not (evaluation / "metrics.json").is_file():
+        raise UserError(f"{evaluation} holds no metrics.json: pass the folder evaluate.py wrote (outputs/eval/<date>)")
+    copied = []
+    for folder in folders:
+        target = study / "runs" / folder.name
+        target.mkdir(parents=True, exist_ok=True)
+        copied.append(Path(shutil.copy2(folder / ".hydra/config.yaml", target / "config.yaml")))
+        copied.append(Path(shutil.copy2(folder / "metrics.json", target / "metrics.json")))
+    target = study / "evaluations" / evaluation.name
+    (target / "plots").mkdir(parents=True, exist_ok=True)
+    for name in EVALUATION_FILES:
+        if (evaluation / name).is_file():
+            copied.append(Path(shutil.copy2(evaluation / name, target / name)))
+    for pattern in KEPT_PLOTS:
+        for plot in sorted((evaluation / "plots").glob(pattern)):
+            copied.append(Path(shutil.copy2(plot, target / "plots" / plot.name)))
+    return copied
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in settings.items() if key != "device"}
+
+
+def load_study(study: Path) -> dict[str, dict[str, Any]]:
+    """The study's models, merged over its evaluations in folder-name order (later ones win)."""
+    files = sorted((study / "evaluations").glob("*/metrics.json"))
+    if not files:
+        raise UserError(f"{study} has no evaluations/<name>/metrics.json: add one with "
+                        "python -m infomatch.tasks.results collect <runs> <evaluation> <study>")
+    models: dict[str, dict[str, Any]] = {}
+    first_settings, first_file = None, None
+    for file in files:
+        results = json.loads(file.read_text())
+        settings = _comparable(results["evaluation"])
+        if first_settings is None:
+            first_settings, first_file = settings, file
+        elif settings != first_settings:
+            raise UserError(f"{file} was evaluated with other settings than {first_file} ({settings} vs "
+                            f"{first_settings}); evaluate every model of a study the same way")
+        models.update(results["models"])
+    return models
+
+
+def strategy_summary(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{strategy: {"n": seeds, metric: (mean, low, high)}}, low/high None for a single run; strategies in run order."""
+    from infomatch.evaluation.compare import mean_interval, scalar_metrics
+
+    values: dict[str, list[dict[str, float]]] = {}
+    for model in models.values():
+        values.setdefault(model["strategy"], []).append(scalar_metrics(model))
+    summary = {}
+    for strategy, runs in values.items():
+        summary[strategy] = {"n": len(runs)}
+        for key in runs[0]:
+            sample = [run[key] for run in runs]
+            summary[strategy][key] = mean_interval(sample) if len(sample) > 1 else (sample[0], None, None)
+    return summary
+
+
+def _mean_cell(mean: float, low: float | None, high: float | None, scale: float) -> str:
+    return mean_text(mean, None if low is None else (high - low) / 2, scale)
+
+
+def _difference_cell(row: dict[str, Any], scale: float) -> str:
+    difference = number_text(row["difference"], scale, signed=True)
+    if row["low"] is None:
+        return difference
+    cell = f"{difference} {interval_text(row['low'], row['high'], scale)}"
+    return f"**{cell}**" if row["separated"] else cell
+
+
+def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], baseline: str) -> list[str]:
+    from infomatch.evaluation.compare import compare
+
+    scales = {key: scale for key, _, scale in COLUMNS}
+    rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline)}
+    lines = [f"Difference to {baseline} (strategy − {baseline}) with its 95% interval (seed-paired t, or Welch "
+             "when the seeds differ); **bold**: the interval excludes 0 (separated from seed noise).", ""]
+    return lines + markdown_table(["strategy", *(heading for key, heading, _ in COLUMNS if key in DIFFERENCE_COLUMNS)],
+                          [[strategy,
+                            *(_difference_cell(rows[strategy, key], scales[key]) for key in DIFFERENCE_COLUMNS)]
+                           for strategy in strategies if strategy != baseline])
+
+
+def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str | None = None) -> str:
+    """The README block of one study: per-strategy mean ± 95% CI half-width, then paired differences to each of
+    ``baselines`` that the study has.
+
+    ``shown_as``: the study's path as the block names it (default: as given).
+    """
+    models = load_study(study)
+    summary = strategy_summary(models)
+    lines = [f"<sub>Rebuilt by `python -m infomatch.tasks.results tables` from `{shown_as or study.as_posix()}/` "
+             f"({len(models)} models).</sub>", "",
+             "Mean over seeds ± half-width of the 95% t-interval of the mean; (ts): after temperature scaling; "
+             "robust: mean over the degradation grid.", ""]
+    lines += markdown_table(["strategy", "seeds", *(heading for _, heading, _ in COLUMNS)],
+                    [[strategy, str(group["n"]), *(_mean_cell(*group[key], scale) for key, _, scale in COLUMNS)]
+                     for strategy, group in summary.items()])
+    if len(summary) > 1:
+        for baseline in (baseline for baseline in baselines if baseline in summary):
+            lines += _difference_table(models, list(summary), baseline)
+    return "\n".join(lines).rstrip("\n")
+
+
+# <!-- results:<study> --> or <!-- results:<study> vs=hard,matched --> (the baselines of its difference tables)
+BLOCK_START = re.compile(r"<!-- results:([\w.-]+)(?: vs=([\w.,-]+))? -->")
+
+
+def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> list[str]:
+    """Replace each results block of ``readme`` (``BLOCK_START`` ... ``<!-- /results:NAME -->``); returns the names.
+
+    ``baseline`` serves the blocks that name no ``vs=`` baselines.
+    """
+    text = readme.read_text()
+    rebuilt = []
+    for match in BLOCK_START.finditer(readme.read_text()):
+        name, start = match.group(1), match.group(0)
+        baselines = match.group(2).split(",") if match.group(2) else [baseline]
+        study = results_root / name
+        if not study.is_dir():
+            raise UserError(f"{readme} has a results block for {name!r} but {study} does not exist")
+        # named relative to the README, so the block reads the same whichever folder the command ran from
+        shown_as = Path(os.path.relpath(study.resolve(), readme.resolve().parent)).as_posix()
+        block = f"{start}\n{study_markdown(study, baselines, shown_as)}\n<!-- /results:{name} -->"
+        pattern = re.compile(rf"{re.escape(start)}.*?<!-- /results:{re.escape(name)} -->", re.S)
+        if not pattern.search(text):
+            raise UserError(f"{readme}: the results block {name!r} has no closing <!-- /results:{name} --> line")
+        text = pattern.sub(lambda _, block=block: block, text)
+        rebuilt.append(name)
+    readme.write_text(text)
+    return rebuilt
+
+
+def command_line() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m infomatch.tasks.results", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, help="what to do")
+    gather = commands.add_parser("collect", help="copy a sweep's and an evaluation's small result files into a study")
+    gather.add_argument("runs", type=Path, help="a sweep folder (outputs/multirun/<date>) or one run folder")
+    gather.add_argument("evaluation", type=Path, help="the folder evaluate.py wrote for those runs")
+    gather.add_argument("study", type=Path, help="docs/results/<study>")
+    tables = commands.add_parser("tables", help="rebuild the results blocks of README.md and docs/results.md")
+    tables.add_argument("--pages", type=Path, nargs="+", default=RESULT_PAGES, help="markdown files to rebuild")
+    tables.add_argument("--results", type=Path, default=Path("docs/results"),
+                        help="the folder holding one subfolder per study")
+    tables.add_argument("--baseline", default="hard",
+                        help="the strategy the paired differences are taken to, in blocks that name no vs=...")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = command_line().parse_args(argv)
+    try:
+        if args.command == "collect":
+            copied = collect(args.runs, args.evaluation, args.study)
+            print(f"copied {len(copied)} files into {args.study}")
+        else:
+            for page in args.pages:
+                names = rebuild_readme(page, args.results, args.baseline)
+                print(f"rebuilt {len(names)} results blocks in {page}: {', '.join(names) or 'none'}")
+    except UserError as error:
+        exit_with(error)
+
+
+if __name__ == "__main__":
+    main()

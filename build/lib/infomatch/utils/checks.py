@@ -1,0 +1,50 @@
+"""Range checks for constructor arguments, written once: the constructors call them, and the config
+validation turns their ``SettingError`` into the config error naming ``<group>.<setting>``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+
+class SettingError(ValueError):
+    """An argument out of range: its name, its value and what is allowed."""
+
+    def __init__(self, name: str, value: Any, requirement: str) -> None:
+        super().__init__(f"{name}={value} {requirement}")
+        self.name = name
+        self.requirement = requirement
+
+
+def is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return (is_integer(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def require(name: str, value: Any, valid: bool, requirement: str) -> None:
+    if not valid:
+        raise SettingError(name, value, requirement)
+
+
+def check_number(name: str, value: Any, low: float, high: float = math.inf, high_open: bool = False) -> None:
+    """``value`` is a finite number in [low, high] (or [low, high) with ``high_open``)."""
+    below_high = is_number(value) and (value < high if high_open else value <= high)
+    requirement = (f"must be a number >= {low:g}" if high == math.inf
+                   else f"must be a number in [{low:g}, {high:g}{')' if high_open else ']'}")
+    require(name, value, below_high and value >= low, requirement)
+
+
+def check_integer(name: str, value: Any, low: int, high: int | None = None) -> None:
+    """``value`` is an integer in [low, high] (no upper bound when ``high`` is None)."""
+    valid = is_integer(value) and low <= value and (high is None or value <= high)
+    require(name, value, valid,
+            f"must be an integer >= {low}" if high is None else f"must be an integer in [{low}, {high}]")
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    require(name, value, value in choices, f"must be one of: {', '.join(choices)}")
