@@ -1,10 +1,11 @@
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from infomatch.data import CIFAR100DataModule, SyntheticDataModule
+from infomatch.data import CIFAR100DataModule, SyntheticDataModule, cifar100
 from infomatch.data.cifar100 import read_split
 from infomatch.data.datamodule import split_train_val
 from infomatch.utils.errors import DatasetError
@@ -103,3 +104,22 @@ def test_train_limit_takes_a_fixed_subset_and_keeps_validation():
     assert len(limited.train_set[1]) == 20
     assert torch.equal(limited.train_set[0], full.train_set[0][:20])
     assert torch.equal(limited.val_set[0], full.val_set[0])
+
+
+def test_a_failed_download_leaves_no_data_folder_behind(tmp_path, monkeypatch):
+    import torchvision.datasets.utils
+
+    def no_network(url, download_root, md5):
+        (Path(download_root) / "cifar-100-python.tar.gz.part").parent.mkdir(parents=True, exist_ok=True)
+        (Path(download_root) / "cifar-100-python.tar.gz.part").write_bytes(b"0")
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", no_network)
+    with pytest.raises(DatasetError, match="download failed: Temporary failure"):
+        cifar100.ensure_downloaded(tmp_path / "data" / "cifar100", download=True)
+    assert not (tmp_path / "data" / "cifar100").exists()
+    kept = tmp_path / "mine"
+    kept.mkdir()  # a folder the user made stays
+    with pytest.raises(DatasetError):
+        cifar100.ensure_downloaded(kept, download=True)
+    assert kept.is_dir()

@@ -218,3 +218,14 @@ def test_sweep_goes_on_past_a_failed_job_and_evaluation_skips_it(tmp_path, launc
     outputs = list((tmp_path / "outputs" / "eval").glob("*/metrics.json"))
     assert len(outputs) == 1
     assert sorted(json.loads(outputs[0].read_text())["models"]) == ["hard_seed0", "hard_seed1"]
+
+
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py"])
+def test_a_failed_check_leaves_no_folder_behind(tmp_path, script):
+    """seed=-1 (train) or no ckpt (evaluate) fails before anything is written: the folder infomatch had claimed
+    goes again; one named on the command line (hydra.run.dir=) keeps its failed.json (the test above)."""
+    overrides = ["seed=-1", *TINY] if script == "train.py" else ["data=synthetic"]
+    result = run_script(script, *overrides, f"paths.log_dir={tmp_path}/outputs", cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("error: "), result.stderr[-2000:]
+    left = [path for path in (tmp_path / "outputs").rglob("*") if path.is_file()]
+    assert left == [], left

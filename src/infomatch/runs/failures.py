@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable
@@ -96,6 +97,8 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
             UNRECORDED[str(run_dir)] = record["error"]
         if not in_sweep() or isinstance(error, StoppedByUser):  # Ctrl-C stops a sweep, not just its job
             if isinstance(error, user_errors):
+                if _nothing_of_the_run(run_dir) and _folder_chosen_by_infomatch():
+                    shutil.rmtree(run_dir, ignore_errors=True)  # a failed check leaves no folder behind
                 # the message names the setting or file and the fix; a traceback would only bury it
                 exit_with(error)
             raise
@@ -106,6 +109,23 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
         return None
     (run_dir / FAILED_FILE).unlink(missing_ok=True)
     return result
+
+
+BOOKKEEPING = (".hydra", ".run.lock", FAILED_FILE)  # and the job's *.log: what exists before a run writes anything
+
+
+def _nothing_of_the_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds only Hydra's and infomatch's bookkeeping: the run stopped before writing."""
+    return run_dir.is_dir() and all(path.name in BOOKKEEPING or path.suffix == ".log" for path in run_dir.iterdir())
+
+
+def _folder_chosen_by_infomatch() -> bool:
+    """A timestamped run folder infomatch claimed, not one the command named (hydra.run.dir=, run_name=)."""
+    if not HydraConfig.initialized():
+        return False
+    given = [*HydraConfig.get().overrides.task, *HydraConfig.get().overrides.hydra]
+    overrides = [str(item).split("=", 1)[0].lstrip("+~") for item in given]
+    return "hydra.run.dir" not in overrides and "run_name" not in overrides and "resume" not in overrides
 
 
 def check_writable(config: DictConfig, key: str) -> None:
