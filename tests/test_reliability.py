@@ -375,3 +375,16 @@ def test_degradations_use_per_run_generators_not_global_random_state(tmp_path):
     assert plain["val"] == scrambled["val"] and plain["test"] == scrambled["test"]
     # each rank of a multi-GPU run draws its own degradations
     assert mix_seed(0, 1, 0) != mix_seed(0, 1, 1) and mix_seed(0, 1, 0) != mix_seed(0, 2, 0)
+
+
+def test_run_names_show_what_is_not_the_default_and_debug_runs_have_their_own_folder(make_config):
+    from infomatch.runs.folders import run_label
+    assert run_label("im", "all", 0) == "im_all_seed0"
+    assert run_label("im", "all", 0, None, "cifar100") == "im_all_seed0"
+    assert run_label("ls", "blur", 2, "cpu_study", "synthetic", None, ["v2"]) == "cpu_study_synthetic_ls_blur_seed2_v2"
+    assert run_label("hard", "all", 1, None, "synthetic", "fast") == "hard_all_seed1"  # implied by outputs/debug
+    with pytest.raises(SystemExit):
+        run_label("im", "all", 0, tags=["a=b"])
+    assert make_config("debug=fast").paths.log_dir == "outputs/debug"
+    assert make_config("debug=fast_dev_run").paths.log_dir == "outputs/debug"
+    assert make_config().paths.log_dir == "outputs"

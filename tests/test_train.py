@@ -198,7 +198,8 @@ def test_compiled_network_trains_to_the_eager_loss(make_config, tmp_path, monkey
 
 
 def test_run_time_estimate_reads_as_a_person_would_say_it():
-    from infomatch.training.callbacks import duration_text, run_time_estimate
+    from infomatch.training.callbacks import run_time_estimate
+    from infomatch.utils.console import duration_text
     assert ([duration_text(s) for s in (42, 750, 3 * 3600 + 1800, 3 * 86400)]
             == ["42 s", "12.5 min", "3.5 h", "3.0 days"])
     # 352 steps of 7.7 s: 45 min an epoch, 100 epochs = 3.1 days; on a CPU that earns the hint

@@ -31,7 +31,7 @@ import socket
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from omegaconf import OmegaConf
 
@@ -176,6 +176,23 @@ def hydra_subdir(output_dir: str) -> str | None:
     return str(Path(".hydra") / Path(claimed).name)
 
 
+def run_label(labels: str, augment: str, seed: int, experiment: str | None = None, data: str | None = None,
+              debug: str | None = None, tags: Any = ()) -> str:
+    """A run folder's name: ``[<experiment>_][<data>_]<labels>_<augment>_seed<k>[_<tag>...]``.
+
+    The experiment and the data set appear when they are not the defaults (none; cifar100; a debug preset's
+    generated data is implied by its own folder, outputs/debug). No '=' or ',': paths pass back as overrides."""
+    parts = [experiment] if experiment else []
+    if data and data != "cifar100" and not debug:
+        parts.append(data)
+    parts += [labels, augment, f"seed{seed}", *(str(tag) for tag in (tags or ()))]
+    label = "_".join(str(part) for part in parts)
+    if any(char in label for char in "=,/\\"):
+        exit_with(f"tags={list(tags or ())} must be plain words without '=', ',', '/' or '\\': they become part of "
+                  "the run folder's name, e.g. tags=[baseline,v2]")
+    return label
+
+
 def log_name(job_name: str) -> str:
     """The run's log file name: ``<job>`` for rank 0, ``<job>_rank<r>`` for the other srun ranks."""
     launch = srun_rank()
@@ -188,3 +205,4 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("infomatch.run_dir", run_dir, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("infomatch.hydra_subdir", hydra_subdir, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("infomatch.log_name", log_name, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("infomatch.run_label", run_label, use_cache=True, replace=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 
+from infomatch.utils.console import duration_text
 from infomatch.utils.errors import RunInterrupted, StoppedByUser
 
 log = logging.getLogger(__name__)
@@ -98,17 +99,6 @@ def requeue_slurm_job() -> None:
         log.info("requeued SLURM job %s", job)
     else:
         log.warning("could not requeue SLURM job %s: %s", job, result.stderr.strip())
-
-
-def duration_text(seconds: float) -> str:
-    """A duration as a person reads it: 42 s, 12.5 min, 3.4 h, 2.9 days."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 36 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def run_time_estimate(seconds_per_step: float, steps_per_epoch: int, epochs_left: int, on_cpu: bool) -> str:

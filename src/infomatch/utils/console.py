@@ -47,6 +47,17 @@ def quiet_known_noise() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
+def duration_text(seconds: float) -> str:
+    """A duration as a person reads it: 42 s, 12.5 min, 3.4 h, 2.9 days."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def parameter_text(count: int) -> str:
     return f"{count / 1e6:.2f} M" if count >= 1e6 else f"{count / 1e3:.0f} K"
 
@@ -66,7 +77,8 @@ def run_footer(results: dict, output_dir: str) -> str:
                       for key, label, scale, unit in (("top1", "top-1", 100, "%"), ("nll", "NLL", 1, ""),
                                                       ("ece", "ECE", 1, ""))
                       if f"{split}/{key}" in metrics)
-    return (f"finished {results.get('epochs', '?')} epochs in {results.get('fit_seconds', 0) / 60:.1f} min; "
+    epochs = results.get("epochs", "?")
+    return (f"finished {epochs} epoch{'' if epochs == 1 else 's'} in {duration_text(results.get('fit_seconds', 0))}; "
             f"{split} ({'best checkpoint' if split == 'test' else 'last epoch'}): {shown}\n"
             f"  run folder: {output_dir}\n"
             f"  next: python evaluate.py ckpt={output_dir}")
