@@ -25,7 +25,7 @@ from infomatch.utils.errors import ConfigError, UnsafeCheckpointError, UserError
 
 # settings that may differ between an interrupted run and its resumption: where files go and what is logged
 NOT_COMPARED_ON_RESUME = ("resume", "run_name", "paths", "logger", "callbacks", "test", "trainer.default_root_dir",
-                          "data.root", "data.download", "speed", "trainer.compile")
+                          "data.root", "data.download", "speed", "trainer.compile", "tags")
 
 log = logging.getLogger(__name__)
 
