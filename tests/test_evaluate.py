@@ -406,3 +406,15 @@ def test_named_data_settings_are_read_from_the_overrides():
     from infomatch.evaluation.data import named_data_settings
     assert named_data_settings(["ckpt=x", "data.root=/d", "+data.extra=1", "~data.on_device", "data=synthetic",
                                 "names=[a]"]) == {"root", "extra", "on_device", "data"}
+
+
+def test_a_checkpoint_written_before_the_restructure_passes_the_resume_check(make_config, tmp_path):
+    from infomatch.runs.validation import check_resume
+    checkpoint = FIXTURE / "im_width4.ckpt"
+    cfg = make_config("debug=fast", "labels=im", "augment=all", "model.width=4", "data.train_size=256",
+                      "data.val_size=64", "data.test_size=128", "seed=0", f"resume={checkpoint}")
+    assert check_resume(cfg, tmp_path) == checkpoint
+    with pytest.raises(ConfigError, match="labels.eps_max: 0.9 in the checkpoint, 0.5 now"):
+        check_resume(make_config("debug=fast", "labels=im", "labels.eps_max=0.5", "model.width=4",
+                                 "data.train_size=256", "data.val_size=64", "data.test_size=128",
+                                 f"resume={checkpoint}"), tmp_path)
