@@ -26,7 +26,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from infomatch.utils.console import sweep_summary
-from infomatch.utils.errors import OutputError, StoppedByUser, exit_with, write_error
+from infomatch.utils.errors import (
+    ConfigError,
+    DatasetError,
+    EvaluationError,
+    OutputError,
+    StoppedByUser,
+    UnsafeCheckpointError,
+    exit_with,
+    write_error,
+)
 from infomatch.utils.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -97,7 +106,7 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
             UNRECORDED[str(run_dir)] = record["error"]
         if not in_sweep() or isinstance(error, StoppedByUser):  # Ctrl-C stops a sweep, not just its job
             if isinstance(error, user_errors):
-                if _nothing_of_the_run(run_dir) and _folder_chosen_by_infomatch():
+                if isinstance(error, CHECK_ERRORS) and _nothing_of_the_run(run_dir) and _folder_chosen_by_infomatch():
                     shutil.rmtree(run_dir, ignore_errors=True)  # a failed check leaves no folder behind
                 # the message names the setting or file and the fix; a traceback would only bury it
                 exit_with(error)
@@ -111,6 +120,8 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
     return result
 
 
+# a setting, a data set or a checkpoint that failed its check: the run never started
+CHECK_ERRORS = (ConfigError, DatasetError, EvaluationError, UnsafeCheckpointError)
 BOOKKEEPING = (".hydra", ".run.lock", FAILED_FILE)  # and the job's *.log: what exists before a run writes anything
 
 
