@@ -180,8 +180,8 @@ def free_port() -> int:
 
 
 def only_run_folder(cwd: Path) -> Path:
-    (run,) = (cwd / "outputs" / "runs").glob("20*")
-    assert not (cwd / "outputs" / "multirun").exists()
+    (run,) = (cwd / "outputs" / "debug" / "runs").glob("20*")
+    assert not (cwd / "outputs" / "debug" / "multirun").exists()
     assert [path.name for path in cwd.rglob("metrics.json")] == ["metrics.json"]
     return run
 

@@ -124,13 +124,13 @@ def test_resumed_run_keeps_the_whole_csv_and_tensorboard_history(make_config, tm
 def test_run_name_gives_a_fixed_folder_and_rejects_names_that_break_overrides(tmp_path):
     result = run_train(*TINY, "run_name=fixed", "+trainer.limit_train_batches=1", "test=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "outputs" / "runs" / "fixed" / "metrics.json").is_file()
+    assert (tmp_path / "outputs" / "debug" / "runs" / "fixed" / "metrics.json").is_file()
     again = run_train(*TINY, "run_name=fixed", "+trainer.limit_train_batches=1", "test=false", cwd=tmp_path)
     assert_one_paragraph_error(again, "already holds an earlier run's results")
     bad = run_train(*TINY, "run_name='a,b'", cwd=tmp_path)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().startswith("error: run_name='a,b' must be a plain folder name")
-    assert [path.name for path in (tmp_path / "outputs" / "runs").iterdir()] == ["fixed"]
+    assert [path.name for path in (tmp_path / "outputs" / "debug" / "runs").iterdir()] == ["fixed"]
 
 
 def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
@@ -145,7 +145,7 @@ def test_second_run_on_a_busy_run_name_is_refused_and_changes_nothing(tmp_path):
             f"+callbacks.wait.marker={marker}"]
     log = tmp_path / "first_run.log"
     first = start_until_marker(train_py(*TINY, "run_name=shared", *wait), tmp_path, subprocess_env(), log, marker)
-    run = tmp_path / "outputs" / "runs" / "shared"
+    run = tmp_path / "outputs" / "debug" / "runs" / "shared"
     try:
         before = folder_state(run)
         second = run_train(*TINY, "run_name=shared", "resume=auto", cwd=tmp_path)
@@ -191,7 +191,7 @@ def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metr
 
     errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in log.read_text()
-    run = tmp_path / "outputs" / "runs" / "job"
+    run = tmp_path / "outputs" / "debug" / "runs" / "job"
     last = run / "checkpoints" / "last.ckpt"
     assert errors[0].startswith(f"error: training stopped by {signal_name} at epoch 2")
     assert f"{last} holds the run up to the end of epoch 1" in errors[0]
@@ -210,7 +210,7 @@ def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metr
                              timeout=600)  # the requeued job: the same command
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Restoring states from the checkpoint path at {last}" in resumed.stdout + resumed.stderr
-    assert [path.name for path in (tmp_path / "outputs" / "runs").iterdir()] == ["job"]
+    assert [path.name for path in (tmp_path / "outputs" / "debug" / "runs").iterdir()] == ["job"]
     assert not (run / "failed.json").exists()
     after_resume = json.loads((run / "metrics.json").read_text())
     uninterrupted = train(make_config(*overrides[:-2]))

@@ -190,14 +190,14 @@ def test_hard_killed_run_resumes_to_the_same_final_metrics(tmp_path, make_config
     finally:
         process.kill()
 
-    [run] = (tmp_path / "outputs" / "runs").iterdir()
+    [run] = (tmp_path / "outputs" / "debug" / "runs").iterdir()
     last = run / "checkpoints" / "last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 0
     resumed = run_train(*overrides, f"resume={last}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Restoring states from the checkpoint path at {last}" in resumed.stdout + resumed.stderr
-
-    assert [path.name for path in (tmp_path / "outputs" / "runs").iterdir()] == [run.name]  # continued in place
+    # continued in place
+    assert [path.name for path in (tmp_path / "outputs" / "debug" / "runs").iterdir()] == [run.name]
     assert not any("resume=" in item for item in OmegaConf.load(run / ".hydra" / "overrides.yaml"))
     after_resume = json.loads((run / "metrics.json").read_text())
     uninterrupted = train(make_config(*overrides))
@@ -357,7 +357,7 @@ def test_run_folder_helpers_never_reuse_a_folder(tmp_path):
 def test_sweep_repeats_a_seed_exactly_and_other_seeds_differ(tmp_path):
     result = run_train("-m", "seed=0,0,1", *TINY, "trainer.max_epochs=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    [sweep] = (tmp_path / "outputs" / "multirun").iterdir()
+    [sweep] = (tmp_path / "outputs" / "debug" / "multirun").iterdir()
     runs = sorted((folder for folder in sweep.iterdir() if folder.is_dir()), key=lambda folder: folder.name)
     assert [folder.name for folder in runs] == ["0_im_all_seed0", "1_im_all_seed0", "2_im_all_seed1"]
     first, repeat, other = (json.loads((folder / "metrics.json").read_text()) for folder in runs)

@@ -26,7 +26,7 @@ def test_presets_tune_their_strategy_without_the_test_set(make_config, preset, k
 def test_two_trial_search_writes_each_trial_and_the_best_validation_result(tmp_path):
     result = run_train("-m", "hparams_search=im_optuna", "hydra.sweeper.n_trials=2", *TINY, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    [sweep] = (tmp_path / "outputs" / "multirun").iterdir()
+    [sweep] = (tmp_path / "outputs" / "debug" / "multirun").iterdir()
     trials = sorted(path for path in sweep.iterdir() if path.is_dir())
     assert [path.name for path in trials] == ["0_im_all_seed0", "1_im_all_seed0"]
     values, settings = [], []

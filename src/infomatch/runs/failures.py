@@ -106,7 +106,8 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
             UNRECORDED[str(run_dir)] = record["error"]
         if not in_sweep() or isinstance(error, StoppedByUser):  # Ctrl-C stops a sweep, not just its job
             if isinstance(error, user_errors):
-                if isinstance(error, CHECK_ERRORS) and _nothing_of_the_run(run_dir) and _folder_chosen_by_infomatch():
+                if (isinstance(error, CHECK_ERRORS) and _nothing_of_the_run(run_dir)
+                        and _folder_chosen_by_infomatch(run_dir)):
                     shutil.rmtree(run_dir, ignore_errors=True)  # a failed check leaves no folder behind
                 # the message names the setting or file and the fix; a traceback would only bury it
                 exit_with(error)
@@ -130,11 +131,16 @@ def _nothing_of_the_run(run_dir: Path) -> bool:
     return run_dir.is_dir() and all(path.name in BOOKKEEPING or path.suffix == ".log" for path in run_dir.iterdir())
 
 
-def _folder_chosen_by_infomatch() -> bool:
-    """A timestamped run folder infomatch claimed, not one the command named (hydra.run.dir=, run_name=)."""
+def _folder_chosen_by_infomatch(run_dir: Path) -> bool:
+    """``run_dir`` is the timestamped run folder Hydra's job claimed through infomatch, not one the command named
+    (hydra.run.dir=, run_name=, resume=)."""
     if not HydraConfig.initialized():
         return False
-    given = [*HydraConfig.get().overrides.task, *HydraConfig.get().overrides.hydra]
+    hydra = HydraConfig.get()
+    output_dir = OmegaConf.select(hydra, "runtime.output_dir", default=None, throw_on_missing=False)
+    if output_dir is None or Path(output_dir).resolve() != run_dir.resolve():
+        return False
+    given = [*hydra.overrides.task, *hydra.overrides.hydra]
     overrides = [str(item).split("=", 1)[0].lstrip("+~") for item in given]
     return "hydra.run.dir" not in overrides and "run_name" not in overrides and "resume" not in overrides
 
