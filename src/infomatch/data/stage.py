@@ -17,7 +17,7 @@ from infomatch.utils.seeding import mix_seed
 
 def to_unit_range(images: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     """uint8 [0, 255] -> [0, 1] in ``dtype``: the one conversion every stage uses."""
-    return images.to(dtype) / 255
+    return images.to(dtype, copy=True).div_(255)  # one new tensor, never the caller's
 
 
 class TrainingStage:

@@ -11,8 +11,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from infomatch.evaluation.checkpoints import LoadedModel
-from infomatch.runs.trusted import build
 from infomatch.utils.errors import EvaluationError
+from infomatch.utils.overrides import override_keys
 
 # settings of how a run trained or where a machine keeps the data, not of which images a data set holds
 NOT_THE_DATA_SET = ("root", "download", "on_device", "batch_size", "eval_batch_size", "shuffle_seed", "train_limit",
@@ -23,8 +23,7 @@ def named_data_settings(overrides: list[str]) -> set[str]:
     """The data settings a command line names: ``data`` for the group itself (data=synthetic), else the keys
     after ``data.`` (data.root=..., +data.x=..., ~data.x)."""
     named = set()
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
+    for key in override_keys(overrides):
         if key == "data":
             named.add("data")
         elif key.startswith("data."):
@@ -64,7 +63,3 @@ def evaluation_data_config(data_cfg: DictConfig, models: list[LoadedModel], name
     chosen["eval_batch_size"] = given.get("eval_batch_size", chosen.get("eval_batch_size"))  # this machine's memory
     return chosen
 
-
-def build_datamodule(settings: dict[str, Any], source: str) -> Any:
-    """The data module of ``settings``, built only from infomatch's own data classes (settings read from a file)."""
-    return build(settings, "data", source)

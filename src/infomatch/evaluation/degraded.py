@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from infomatch.augment import DEGRADATIONS, apply_degradations
 from infomatch.data.stage import to_unit_range
-from infomatch.metrics.per_sample import brier, confidence_and_correct, nll
+from infomatch.metrics.per_sample import brier, correct, nll
 from infomatch.utils.seeding import mix_seed
 
 # the per-image scores of robustness_scores, in its column order
@@ -24,7 +24,7 @@ ROBUSTNESS_SCORES = ("top1", "nll", "brier", "nll_ts", "brier_ts")
 def robustness_scores(logits: Tensor, labels: Tensor, temperature: float) -> Tensor:
     """(B, 5) per image: correct, NLL and Brier score, then NLL and Brier after temperature scaling by
     ``temperature``."""
-    columns = [confidence_and_correct(logits.float(), labels)[1]]
+    columns = [correct(logits.float(), labels)]
     for scaled in (logits.float(), logits.float() / temperature):
         columns += [nll(scaled, labels), brier(scaled, labels)]
     return torch.stack(columns, dim=1)

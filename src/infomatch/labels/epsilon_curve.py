@@ -16,13 +16,15 @@ from infomatch.labels.strategies import MeasuredSmoothing, epsilon_by_level
 
 
 def epsilon_curves(images: Tensor, levels: Tensor, bins: int = 64, eps_max: float = 0.9, seed: int = 0,
-                   measures: tuple[str, ...] = MEASURES, **degradation_params) -> dict[str, dict[str, Tensor]]:
+                   measures: tuple[str, ...] = MEASURES, floor: float | None = None,
+                   **degradation_params) -> dict[str, dict[str, Tensor]]:
     """{measure: {type: (len(levels), N) epsilon}} for every image at every level of every degradation type.
 
     Every measure sees the same degraded images (the generator is reseeded per measure); nmi_adjusted's E0 is
-    the mean NMI of unrelated pairs of ``images``.
+    the mean NMI of unrelated pairs of ``images`` (``floor``, when the caller has it already).
     """
-    floor = float(chance_nmi(images, bins).mean())
+    if floor is None:
+        floor = float(chance_nmi(images, bins).mean())
     curves = {}
     for measure in measures:
         strategy = MeasuredSmoothing(eps_max=eps_max, bins=bins, measure=measure, chance_nmi=floor)

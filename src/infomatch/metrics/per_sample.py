@@ -18,6 +18,11 @@ def brier(logits: Tensor, labels: Tensor) -> Tensor:
     return (probabilities - F.one_hot(labels, probabilities.shape[1])).pow(2).sum(dim=1)
 
 
+def correct(logits: Tensor, labels: Tensor) -> Tensor:
+    """(B,) 1.0 where the logits' arg-max is the true class, else 0.0 (no softmax needed)."""
+    return (logits.argmax(dim=1) == labels).to(logits.dtype)
+
+
 def confidence_and_correct(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """(B,) max softmax probability and (B,) 1.0 where the arg-max is the true class, else 0.0."""
     confidence, prediction = logits.softmax(dim=1).max(dim=1)

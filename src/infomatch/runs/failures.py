@@ -37,6 +37,7 @@ from infomatch.utils.errors import (
     write_error,
 )
 from infomatch.utils.files import atomic_write
+from infomatch.utils.overrides import override_keys
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,10 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
         result = task(cfg)
     except Exception as raised:  # KeyboardInterrupt and SystemExit are not failures of this job: they stop the sweep
         error = write_error(raised) or raised
+        if (not in_sweep() and isinstance(error, CHECK_ERRORS) and isinstance(error, user_errors)
+                and _nothing_of_the_run(run_dir) and _folder_chosen_by_infomatch(run_dir)):
+            shutil.rmtree(run_dir, ignore_errors=True)  # a failed check leaves no folder behind
+            exit_with(error)
         record = describe(error, user_errors)
         if HydraConfig.initialized():
             record["overrides"] = list(HydraConfig.get().overrides.task)
@@ -106,9 +111,6 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
             UNRECORDED[str(run_dir)] = record["error"]
         if not in_sweep() or isinstance(error, StoppedByUser):  # Ctrl-C stops a sweep, not just its job
             if isinstance(error, user_errors):
-                if (isinstance(error, CHECK_ERRORS) and _nothing_of_the_run(run_dir)
-                        and _folder_chosen_by_infomatch(run_dir)):
-                    shutil.rmtree(run_dir, ignore_errors=True)  # a failed check leaves no folder behind
                 # the message names the setting or file and the fix; a traceback would only bury it
                 exit_with(error)
             raise
@@ -140,9 +142,8 @@ def _folder_chosen_by_infomatch(run_dir: Path) -> bool:
     output_dir = OmegaConf.select(hydra, "runtime.output_dir", default=None, throw_on_missing=False)
     if output_dir is None or Path(output_dir).resolve() != run_dir.resolve():
         return False
-    given = [*hydra.overrides.task, *hydra.overrides.hydra]
-    overrides = [str(item).split("=", 1)[0].lstrip("+~") for item in given]
-    return "hydra.run.dir" not in overrides and "run_name" not in overrides and "resume" not in overrides
+    named = override_keys([*hydra.overrides.task, *hydra.overrides.hydra])
+    return "hydra.run.dir" not in named and "run_name" not in named and "resume" not in named
 
 
 def check_writable(config: DictConfig, key: str) -> None:

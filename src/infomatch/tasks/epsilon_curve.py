@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     images = load_images(args.data_root, args.images, args.seed)
     levels = torch.linspace(0, 1, args.levels)
-    curves = epsilon_curves(images, levels, args.bins, args.eps_max, args.seed)
     floor_nmi = float(chance_nmi(images, args.bins).mean())
+    curves = epsilon_curves(images, levels, args.bins, args.eps_max, args.seed, floor=floor_nmi)
     with open(out / "epsilon_curve.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["measure", "degradation", "level", "epsilon_mean", "epsilon_std"])

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -19,10 +19,11 @@ from infomatch.evaluation import aggregate, compare, report
 from infomatch.evaluation.checkpoints import LoadedModel, load_models
 from infomatch.evaluation.cifar100c.scoring import check_baseline, corruption_results, corruption_scores
 from infomatch.evaluation.clean import CALIBRATION_METRICS, clean_metrics, predict, reliability_bins
-from infomatch.evaluation.data import build_datamodule, evaluation_data_config, named_data_settings
+from infomatch.evaluation.data import evaluation_data_config, named_data_settings
 from infomatch.evaluation.degraded import ROBUSTNESS_SCORES, curves_by_model, degradation_curves, robustness_scores
 from infomatch.metrics.per_sample import true_class_probability
 from infomatch.metrics.temperature import fit_temperature
+from infomatch.runs.trusted import build
 from infomatch.runs.validation import build_group, validate_evaluate_config
 from infomatch.utils.errors import CheckpointError, EvaluationError
 from infomatch.utils.memory import keep_freed_memory
@@ -44,15 +45,15 @@ def _check_classes(models: list[LoadedModel], num_classes: int, data_target: str
                                   f"trained on (e.g. data=synthetic data.num_classes={model.num_classes})")
 
 
-def trained_on_validation_images(models: list[LoadedModel], data_cfg: DictConfig) -> list[str]:
+def trained_on_validation_images(models: list[LoadedModel], data: dict[str, Any]) -> list[str]:
     """Models whose training set held images of this evaluation's validation split (temperature fitted on them).
 
     A run trained with ``validate_on_test`` (the reference protocol) used all training images; one with another
     ``val_size`` or ``split_seed`` held out other images. Reference state dicts say nothing: not listed.
     """
     return [model.name for model in models if model.data is not None and (
-        model.data.get("validate_on_test") or model.data.get("val_size") != data_cfg.val_size
-        or model.data.get("split_seed") != data_cfg.split_seed)]
+        model.data.get("validate_on_test") or model.data.get("val_size") != data["val_size"]
+        or model.data.get("split_seed") != data["split_seed"])]
 
 
 def _levels(count: int) -> list[float]:
@@ -93,7 +94,7 @@ def prepare(cfg: DictConfig) -> Evaluation:
     keep_freed_memory()
     models = load_models(paths, _as_list(cfg.names))
     data = evaluation_data_config(cfg.data, models, _command_line_data_settings())
-    datamodule = build_datamodule(data, "the evaluation's data settings")
+    datamodule = build(data, "data", "the evaluation's data settings")  # settings from files: own classes only
     datamodule.setup("test")
     _check_classes(models, datamodule.num_classes, data["_target_"])
     class_index = cfg.confidence.class_index
@@ -111,7 +112,7 @@ def prepare(cfg: DictConfig) -> Evaluation:
 
 def clean_phase(run: Evaluation, ece_bins: int) -> dict[str, Any]:
     """Per model: clean metrics, reliability bins and temperature scaling (T fitted on the validation split)."""
-    seen = trained_on_validation_images(run.models, OmegaConf.create(run.data))
+    seen = trained_on_validation_images(run.models, run.data)
     if seen:
         log.warning("%s trained on images of the validation split that temperature scaling is fitted on (trained "
                     "with data.validate_on_test=true or another data.val_size/split_seed): their T is fitted on "
