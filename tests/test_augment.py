@@ -19,7 +19,6 @@ from infomatch.augment import (
     dropout,
     mosaic,
 )
-from infomatch.data.base_augment import crop_flip
 from infomatch.labels.nmi import nmi
 from infomatch.labels.strategies import im_epsilon
 
@@ -277,29 +276,3 @@ def test_degrader_accepts_listconfig_and_rejects_unknown_types():
         Degrader(types=["blur", "jpeg"])
     with pytest.raises(ValueError, match="probability"):
         Degrader(probability=1.5)
-
-
-# ---- crop_flip ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
-def test_crop_flip_outputs_are_crops_of_the_padded_input(dtype):
-    x = (images(12, 8, 6) * 255).to(dtype) + 1  # no zeros inside, so the padding is recognisable
-    out = crop_flip(x, padding=2, generator=torch.Generator().manual_seed(0))
-    assert out.shape == x.shape and out.dtype == dtype
-    padded = F.pad(x, (2, 2, 2, 2))
-    seen_flip = set()
-    for image, got in zip(padded, out):
-        crops = [image[:, top:top + 8, left:left + 6] for top in range(5) for left in range(5)]
-        flips = [flip for crop in crops for flip in (False, True)
-                 if torch.equal(got, crop.flip(-1) if flip else crop)]
-        assert flips, "output is not a (flipped) crop of the padded input"
-        seen_flip.update(flips)
-    assert seen_flip == {False, True}
-
-
-def test_crop_flip_offsets_cover_the_range_and_repeat_with_a_seed():
-    x = torch.zeros(500, 1, 3, 3)
-    x[:, :, 1, 1] = 1  # a single marker pixel: its position gives the offset
-    out = crop_flip(x, padding=1, generator=torch.Generator().manual_seed(0))
-    positions = out[:, 0].flatten(1).argmax(1)
-    assert set(positions.tolist()) == set(range(9))
-    assert torch.equal(out, crop_flip(x, padding=1, generator=torch.Generator().manual_seed(0)))

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 import infomatch.tasks.train
 from infomatch.augment import DEGRADATIONS, Degrader
+from infomatch.base_augment import POLICIES, BaseAugment
 from infomatch.data import InMemoryDataModule
 from infomatch.models import ResNet18
 from infomatch.runs.validation import validate_train_config
@@ -51,6 +52,16 @@ def test_augment_options(make_config, option):
     # all: every registered degradation; none: no degradation; any other option: the one it is named after
     expected = {"all": list(DEGRADATIONS), "none": []}.get(option, [option])
     assert list(degrader.types) == expected
+
+
+@pytest.mark.parametrize("option", options("base_augment"))
+def test_base_augment_options(make_config, option):
+    base_augment = instantiate(make_config(f"base_augment={option}").base_augment)
+    assert isinstance(base_augment, BaseAugment)
+    assert base_augment.crop_flip is (option != "none")
+    # crop_flip, none: no policy; any other option: the policy it is named after
+    expected = POLICIES.get(option)
+    assert (type(base_augment.policy) if expected else base_augment.policy) is expected
 
 
 @pytest.mark.parametrize("option", options("data"))
@@ -243,9 +254,9 @@ def help_text(program: str, tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize(("program", "groups", "not_listed"), [
-    ("train", ["labels", "augment", "data", "model", "optimizer", "scheduler", "trainer", "speed", "callbacks",
+    ("train", ["labels", "base_augment", "augment", "data", "model", "optimizer", "scheduler", "trainer", "speed", "callbacks",
                "logger", "experiment", "debug", "hparams_search", "hydra/launcher"], ["corruptions", "ckpt="]),
-    ("evaluate", ["corruptions", "augment@degradation"], ["labels", "optimizer", "hparams_search"]),
+    ("evaluate", ["corruptions", "augment@degradation"], ["labels", "base_augment", "optimizer", "hparams_search"]),
 ])
 def test_help_lists_this_programs_groups_with_every_option(tmp_path, program, groups, not_listed):
     text = help_text(program, tmp_path)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from infomatch.augment import DEGRADATIONS, apply_degradations, blur, diffusion, dropout, mosaic
-from infomatch.data.base_augment import crop_flip
+from infomatch.base_augment import crop_flip
 from infomatch.data.batch import TrainingBatch
 from infomatch.labels.nmi import nmi
 from infomatch.labels.strategies import InformationMatching

@@ -383,6 +383,8 @@ def test_run_names_show_what_is_not_the_default_and_debug_runs_have_their_own_fo
     assert run_label("im", "all", 0, None, "cifar100") == "im_all_seed0"
     assert run_label("ls", "blur", 2, "cpu_study", "synthetic", None, ["v2"]) == "cpu_study_synthetic_ls_blur_seed2_v2"
     assert run_label("hard", "all", 1, None, "synthetic", "fast") == "hard_all_seed1"  # implied by outputs/debug
+    assert run_label("im", "all", 0, base_augment="crop_flip") == "im_all_seed0"
+    assert run_label("im", "all", 0, base_augment="trivialaugment") == "im_all_trivialaugment_seed0"
     with pytest.raises(SystemExit):
         run_label("im", "all", 0, tags=["a=b"])
     assert make_config("debug=fast").paths.log_dir == "outputs/debug"

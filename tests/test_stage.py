@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from infomatch.augment import Degrader
-from infomatch.data.base_augment import crop_flip
+from infomatch.base_augment import BaseAugment, crop_flip
 from infomatch.data.stage import TrainingStage
 from infomatch.labels.nmi import nmi
 from infomatch.labels.strategies import InformationMatching, im_epsilon
@@ -18,7 +18,7 @@ def uint8_images(count: int, seed: int = 0) -> torch.Tensor:
 
 def test_targets_are_computed_against_the_cropped_clean_image_not_the_original():
     images, labels = uint8_images(16), torch.arange(16)
-    stage = TrainingStage(Degrader(types=["blur"]), crop_flip=True, crop_padding=4, seed=3)
+    stage = TrainingStage(Degrader(types=["blur"]), BaseAugment(crop_flip=True, padding=4), seed=3)
     batch = stage(images, labels, epoch=2, rank=0)
 
     # the same draws by hand: crop/flip first, then the degrader, from the (seed, epoch, rank) stream

@@ -1,4 +1,4 @@
-"""The device-side data stage of training: uint8 batch -> [0, 1] -> crop/flip -> degradation -> TrainingBatch.
+"""The device-side data stage of training: uint8 batch -> base augmentation -> [0, 1] -> degradation -> TrainingBatch.
 
 It runs batched on the training device (the data module calls it in ``on_after_batch_transfer``), for
 training batches only; validation and test batches are only scaled to [0, 1].
@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from infomatch.augment import Degrader
-from infomatch.data.base_augment import crop_flip
+from infomatch.base_augment import BaseAugment
 from infomatch.data.batch import TrainingBatch
 from infomatch.utils.seeding import mix_seed
 
@@ -21,19 +21,16 @@ def to_unit_range(images: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
 
 
 class TrainingStage:
-    """Crop/flip and degrade a batch; random streams reseeded per (seed, epoch, rank).
+    """Base-augment and degrade a batch; random streams reseeded per (seed, epoch, rank).
 
     Reseeding at every epoch start makes a run resumed at an epoch boundary see exactly the images the
     uninterrupted run saw.
     """
 
-    def __init__(self, degrader: Degrader | None = None, crop_flip: bool = True, crop_padding: int = 4,
+    def __init__(self, degrader: Degrader | None = None, base_augment: BaseAugment | None = None,
                  seed: int = 0) -> None:
-        if crop_padding < 0:
-            raise ValueError(f"crop padding must be >= 0, got {crop_padding}")
         self.degrader = degrader if degrader is not None else Degrader(types=())
-        self.use_crop_flip = crop_flip
-        self.crop_padding = crop_padding
+        self.base_augment = base_augment if base_augment is not None else BaseAugment()
         self.seed = seed
         self._stream_key: tuple | None = None
         self.generator: torch.Generator | None = None
@@ -47,10 +44,8 @@ class TrainingStage:
         self._stream_key = (epoch, rank, device)
 
     def clean_images(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
-        """uint8 images -> [0, 1], cropped and flipped when the base augmentation is on: what the degradation starts
-        from."""
-        clean = to_unit_range(images)
-        return crop_flip(clean, self.crop_padding, generator=generator) if self.use_crop_flip else clean
+        """uint8 images, base-augmented, in [0, 1]: what the degradation starts from."""
+        return to_unit_range(self.base_augment(images, generator))
 
     def __call__(self, images: Tensor, labels: Tensor, epoch: int = 0, rank: int = 0) -> TrainingBatch:
         """``images`` uint8 (B, C, H, W) on the training device."""

@@ -177,15 +177,19 @@ def hydra_subdir(output_dir: str) -> str | None:
 
 
 def run_label(labels: str, augment: str, seed: int, experiment: str | None = None, data: str | None = None,
-              debug: str | None = None, tags: Any = ()) -> str:
-    """A run folder's name: ``[<experiment>_][<data>_]<labels>_<augment>_seed<k>[_<tag>...]``.
+              debug: str | None = None, tags: Any = (), base_augment: str | None = None) -> str:
+    """A run folder's name: ``[<experiment>_][<data>_]<labels>_<augment>[_<base_augment>]_seed<k>[_<tag>...]``.
 
-    The experiment and the data set appear when they are not the defaults (none; cifar100; a debug preset's
-    generated data is implied by its own folder, outputs/debug). No '=' or ',': paths pass back as overrides."""
+    The experiment, the data set and the base augmentation appear when they are not the defaults (none;
+    cifar100, and a debug preset's generated data is implied by its own folder, outputs/debug; crop_flip).
+    No '=' or ',': paths pass back as overrides."""
     parts = [experiment] if experiment else []
     if data and data != "cifar100" and not debug:
         parts.append(data)
-    parts += [labels, augment, f"seed{seed}", *(str(tag) for tag in (tags or ()))]
+    parts += [labels, augment]
+    if base_augment and base_augment != "crop_flip":
+        parts.append(base_augment)
+    parts += [f"seed{seed}", *(str(tag) for tag in (tags or ()))]
     label = "_".join(str(part) for part in parts)
     if any(char in label for char in "=,/\\"):
         exit_with(f"tags={list(tags or ())} must be plain words without '=', ',', '/' or '\\': they become part of "

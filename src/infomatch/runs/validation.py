@@ -49,9 +49,6 @@ TRAIN_RULES: dict[str, Rule] = {
     "optimizer.lr": lambda name, value: require(name, value, is_number(value) and value > 0, "must be a number > 0"),
     "optimizer.weight_decay": lambda name, value: check_number(name, value, 0),
     "optimizer.momentum": lambda name, value: check_number(name, value, 0, 1, high_open=True),
-    "base_augment.padding": lambda name, value: check_integer(name, value, 0),
-    "base_augment.crop_flip": lambda name, value: require(name, value, isinstance(value, bool),
-                                                          "must be true or false"),
     "speed.compile": _compile_mode,
     "trainer.compile": lambda name, value: value is None or _compile_mode(name, value),
     "speed.channels_last": lambda name, value: require(name, value, value in (True, False, "auto"),
@@ -142,7 +139,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every setting of ``cfg`` that is out of range, before any data is read."""
     problems = _rule_problems(cfg, TRAIN_RULES)
     _raise_if(problems + _optimizer_problems(cfg, problems)
-              + _build_problems(cfg, ("labels", "augment", "model", "data")))
+              + _build_problems(cfg, ("labels", "augment", "base_augment", "model", "data")))
 
 
 def validate_evaluate_config(cfg: DictConfig) -> None:

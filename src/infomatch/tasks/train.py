@@ -71,9 +71,9 @@ def build_callbacks(cfg: DictConfig) -> list:
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    """The data module with its training stage (crop/flip and degradations, run on the device)."""
-    stage = TrainingStage(degrader=instantiate(cfg.augment), crop_flip=cfg.base_augment.crop_flip,
-                          crop_padding=cfg.base_augment.padding, seed=cfg.seed)
+    """The data module with its training stage (base augmentation and degradations, run on the device)."""
+    stage = TrainingStage(degrader=instantiate(cfg.augment), base_augment=instantiate(cfg.base_augment),
+                          seed=cfg.seed)
     return instantiate(cfg.data, stage=stage)
 
 

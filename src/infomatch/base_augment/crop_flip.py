@@ -1,4 +1,4 @@
-"""The base augmentation (``base_augment``): random crop with zero padding and horizontal flip, batched."""
+"""Random crop with zero padding and horizontal flip, batched: the default base augmentation."""
 
 from __future__ import annotations
 
