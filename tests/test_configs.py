@@ -243,7 +243,7 @@ def help_text(program: str, tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize(("program", "groups", "not_listed"), [
-    ("train", ["labels", "augment", "data", "model", "optimizer", "scheduler", "trainer", "speed", "callbacks",
+    ("train", ["labels", "augment", "mix", "data", "model", "optimizer", "scheduler", "trainer", "speed", "callbacks",
                "logger", "experiment", "debug", "hparams_search", "hydra/launcher"], ["corruptions", "ckpt="]),
     ("evaluate", ["corruptions", "augment@degradation"], ["labels", "optimizer", "hparams_search"]),
 ])

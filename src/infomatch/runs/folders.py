@@ -177,15 +177,17 @@ def hydra_subdir(output_dir: str) -> str | None:
 
 
 def run_label(labels: str, augment: str, seed: int, experiment: str | None = None, data: str | None = None,
-              debug: str | None = None, tags: Any = ()) -> str:
-    """A run folder's name: ``[<experiment>_][<data>_]<labels>_<augment>_seed<k>[_<tag>...]``.
+              debug: str | None = None, tags: Any = (), mix: str | None = None) -> str:
+    """A run folder's name: ``[<experiment>_][<data>_]<labels>_<augment>[_<mix>]_seed<k>[_<tag>...]``.
 
-    The experiment and the data set appear when they are not the defaults (none; cifar100; a debug preset's
-    generated data is implied by its own folder, outputs/debug). No '=' or ',': paths pass back as overrides."""
+    The experiment, the data set and the mixing appear when they are not the defaults (none; cifar100, where a
+    debug preset's generated data is implied by its own folder, outputs/debug; none). No '=' or ',': paths pass
+    back as overrides."""
     parts = [experiment] if experiment else []
     if data and data != "cifar100" and not debug:
         parts.append(data)
-    parts += [labels, augment, f"seed{seed}", *(str(tag) for tag in (tags or ()))]
+    parts += [labels, augment, *([mix] if mix and mix != "none" else []), f"seed{seed}",
+              *(str(tag) for tag in (tags or ()))]
     label = "_".join(str(part) for part in parts)
     if any(char in label for char in "=,/\\"):
         exit_with(f"tags={list(tags or ())} must be plain words without '=', ',', '/' or '\\': they become part of "

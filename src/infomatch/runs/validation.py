@@ -27,6 +27,10 @@ from infomatch.utils.errors import ConfigError, UnsafeCheckpointError, UserError
 NOT_COMPARED_ON_RESUME = ("resume", "run_name", "paths", "logger", "callbacks", "test", "trainer.default_root_dir",
                           "data.root", "data.download", "speed", "trainer.compile", "tags")
 
+# groups added after runs were stored, and the setting a run stored without the group had in effect: such a run
+# resumes with that choice (mix=none: runs before mixing existed did not mix)
+ADDED_GROUPS: dict[str, tuple[str, Any]] = {"mix": ("kind", "none")}
+
 log = logging.getLogger(__name__)
 
 Rule = Callable[[str, Any], None]  # (setting, value) -> None, or SettingError
@@ -142,7 +146,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every setting of ``cfg`` that is out of range, before any data is read."""
     problems = _rule_problems(cfg, TRAIN_RULES)
     _raise_if(problems + _optimizer_problems(cfg, problems)
-              + _build_problems(cfg, ("labels", "augment", "model", "data")))
+              + _build_problems(cfg, ("labels", "augment", "mix", "model", "data")))
 
 
 def validate_evaluate_config(cfg: DictConfig) -> None:
@@ -191,6 +195,13 @@ def _compared(flat: dict[str, Any]) -> dict[str, Any]:
             if not any(key == skip or key.startswith(f"{skip}.") for skip in NOT_COMPARED_ON_RESUME)}
 
 
+def _with_added_groups(stored: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` with today's settings of each ADDED_GROUPS group it lacks, where today's choice is the one it had."""
+    added = {group: now[group] for group, (key, value) in ADDED_GROUPS.items()
+             if group not in stored and isinstance(now.get(group), dict) and now[group].get(key) == value}
+    return {**stored, **added}
+
+
 def _original_command(checkpoint: Path) -> str:
     run = resumed_run_dir(str(checkpoint))
     overrides_file = run / ".hydra" / "overrides.yaml" if run is not None else None
@@ -237,8 +248,9 @@ def check_resume(cfg: DictConfig, checkpoint_dir: Path) -> Path | None:
         raise ConfigError(f"resume={resume}: not a training checkpoint written by train.py (no training state or "
                           "run config in it); it cannot be resumed.")
     check_checkpoint_files(checkpoint, f"resume={resume}")
-    before = _compared(_flatten(trusted_run_config(stored, f"resume={resume}")))
-    now = _compared(_flatten(OmegaConf.to_container(cfg, resolve=True)))
+    current = OmegaConf.to_container(cfg, resolve=True)
+    before = _compared(_flatten(_with_added_groups(trusted_run_config(stored, f"resume={resume}"), current)))
+    now = _compared(_flatten(current))
     differences = [f"{key}: {before.get(key, '(absent)')} in the checkpoint, {now.get(key, '(absent)')} now"
                    for key in sorted(before.keys() | now.keys()) if before.get(key) != now.get(key)]
     if differences:
