@@ -2,9 +2,11 @@
 
 ``degradations`` holds the batched functions, ``registry`` their settings and type order, ``sampler``
 the per-image draw of (type, level) that training applies; the base crop + flip is ``data.base_augment``.
+``mix`` is the `mix` config group: mixup / cutmix of the network's input and the targets (``Mixer``).
 """
 
 from infomatch.augment.degradations import blur, diffusion, dropout, mosaic
+from infomatch.augment.mix import MIX_KINDS, Mixer, MixPlan, mix_images, mix_targets
 from infomatch.augment.registry import (
                                         DEFAULT_SETTINGS,
                                         DEGRADATIONS,
@@ -18,6 +20,6 @@ from infomatch.augment.registry import (
 )
 from infomatch.augment.sampler import SAMPLINGS, Degrader
 
-__all__ = ["DEFAULT_SETTINGS", "DEGRADATIONS", "REGISTRY", "SAMPLINGS", "SETTINGS", "Degradation", "Degrader",
-           "Setting", "apply_degradations", "blur", "degradation_settings", "describe", "diffusion", "dropout",
-           "mosaic"]
+__all__ = ["DEFAULT_SETTINGS", "DEGRADATIONS", "MIX_KINDS", "REGISTRY", "SAMPLINGS", "SETTINGS", "Degradation",
+           "Degrader", "MixPlan", "Mixer", "Setting", "apply_degradations", "blur", "degradation_settings", "describe",
+           "diffusion", "dropout", "mix_images", "mix_targets", "mosaic"]

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from infomatch.augment.mix import MixPlan
+
 
 @dataclass
 class TrainingBatch:
@@ -16,6 +18,8 @@ class TrainingBatch:
     classes:     (B,) int64 true class of each image (the hard label)
     degradation: (B,) int64 index into ``infomatch.augment.DEGRADATIONS``; -1 = not degraded
     level:       (B,) degradation level d in [0, 1] (0 when not degraded)
+    mix:         the batch's mixup / cutmix plan, None without mixing; the fields above stay unmixed (the label
+                 strategy reads each original image), the training step mixes the network input and the targets
     """
 
     clean: Tensor
@@ -23,6 +27,7 @@ class TrainingBatch:
     classes: Tensor
     degradation: Tensor
     level: Tensor
+    mix: MixPlan | None = None
 
     def __len__(self) -> int:
         return self.classes.shape[0]

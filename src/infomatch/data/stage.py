@@ -1,5 +1,8 @@
 """The device-side data stage of training: uint8 batch -> base augmentation -> [0, 1] -> degradation -> TrainingBatch.
 
+With a ``Mixer`` (the `mix` group) it also draws the batch's mixup / cutmix plan, after the degradation; the
+training step applies it (``infomatch.augment.mix``).
+
 It runs batched on the training device (the data module calls it in ``on_after_batch_transfer``), for
 training batches only; validation and test batches are only scaled to [0, 1].
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from infomatch.augment import Degrader
+from infomatch.augment import Degrader, Mixer
 from infomatch.base_augment import BaseAugment
 from infomatch.data.batch import TrainingBatch
 from infomatch.utils.seeding import mix_seed
@@ -28,10 +31,11 @@ class TrainingStage:
     """
 
     def __init__(self, degrader: Degrader | None = None, base_augment: BaseAugment | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, mixer: Mixer | None = None) -> None:
         self.degrader = degrader if degrader is not None else Degrader(types=())
         self.base_augment = base_augment if base_augment is not None else BaseAugment()
         self.seed = seed
+        self.mixer = mixer
         self._stream_key: tuple | None = None
         self.generator: torch.Generator | None = None
         self.host_generator: torch.Generator | None = None
@@ -53,4 +57,8 @@ class TrainingStage:
             self.start_epoch(epoch, rank, images.device)
         clean = self.clean_images(images, self.generator)
         degraded, degradation, level = self.degrader(clean, self.generator, self.host_generator)
-        return TrainingBatch(clean=clean, degraded=degraded, classes=labels, degradation=degradation, level=level)
+        # drawn last, and not at all without mixing: the crop/flip and degradation draws stay those of runs without it
+        mix = (self.mixer.draw(len(labels), images.shape[-2], images.shape[-1], self.generator, self.host_generator)
+               if self.mixer is not None else None)
+        return TrainingBatch(clean=clean, degraded=degraded, classes=labels, degradation=degradation, level=level,
+                             mix=mix)

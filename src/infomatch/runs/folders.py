@@ -177,19 +177,18 @@ def hydra_subdir(output_dir: str) -> str | None:
 
 
 def run_label(labels: str, augment: str, seed: int, experiment: str | None = None, data: str | None = None,
-              debug: str | None = None, tags: Any = (), base_augment: str | None = None) -> str:
-    """A run folder's name: ``[<experiment>_][<data>_]<labels>_<augment>[_<base_augment>]_seed<k>[_<tag>...]``.
+              debug: str | None = None, tags: Any = (), base_augment: str | None = None,
+              mix: str | None = None) -> str:
+    """A run folder's name: ``[<experiment>_][<data>_]<labels>_<augment>[_<base_augment>][_<mix>]_seed<k>[_<tag>...]``.
 
-    The experiment, the data set and the base augmentation appear when they are not the defaults (none;
-    cifar100, and a debug preset's generated data is implied by its own folder, outputs/debug; crop_flip).
-    No '=' or ',': paths pass back as overrides."""
+    The experiment, the data set, the base augmentation and the mixing appear when they are not the defaults
+    (none; cifar100, where a debug preset's generated data is implied by its own folder, outputs/debug;
+    crop_flip; none). No '=' or ',': paths pass back as overrides."""
     parts = [experiment] if experiment else []
     if data and data != "cifar100" and not debug:
         parts.append(data)
-    parts += [labels, augment]
-    if base_augment and base_augment != "crop_flip":
-        parts.append(base_augment)
-    parts += [f"seed{seed}", *(str(tag) for tag in (tags or ()))]
+    parts += [labels, augment, *([base_augment] if base_augment and base_augment != "crop_flip" else []),
+              *([mix] if mix and mix != "none" else []), f"seed{seed}", *(str(tag) for tag in (tags or ()))]
     label = "_".join(str(part) for part in parts)
     if any(char in label for char in "=,/\\"):
         exit_with(f"tags={list(tags or ())} must be plain words without '=', ',', '/' or '\\': they become part of "

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from infomatch.augment import Degrader
+from infomatch.augment import Degrader, Mixer
 from infomatch.data import CIFAR100DataModule, SyntheticDataModule
 from infomatch.labels import (
     HardLabels,
@@ -35,6 +35,7 @@ TRUSTED_CLASSES: dict[str, dict[str, type]] = {
     "model": {"infomatch.models.ResNet18": ResNet18},
     "labels": {f"infomatch.labels.{cls.__name__}": cls for cls in LABEL_STRATEGIES},
     "augment": {"infomatch.augment.Degrader": Degrader},
+    "mix": {"infomatch.augment.Mixer": Mixer},
     "data": {"infomatch.data.CIFAR100DataModule": CIFAR100DataModule,
              "infomatch.data.SyntheticDataModule": SyntheticDataModule},
 }

@@ -27,6 +27,15 @@ from infomatch.utils.errors import ConfigError, UnsafeCheckpointError, UserError
 NOT_COMPARED_ON_RESUME = ("resume", "run_name", "paths", "logger", "callbacks", "test", "trainer.default_root_dir",
                           "data.root", "data.download", "speed", "trainer.compile", "tags")
 
+# settings added after runs were stored, with the value in effect before each existed: a stored run lacking one
+# resumes as if it had that value (before the mix group runs did not mix; before the base_augment group they had
+# crop/flip with no policy and no erasing)
+ADDED_SETTINGS: dict[str, Any] = {
+    "mix._target_": "infomatch.augment.Mixer", "mix.kind": "none", "mix.alpha": 1.0,
+    "base_augment._target_": "infomatch.base_augment.BaseAugment", "base_augment.policy": None,
+    "base_augment.random_erasing": 0.0,
+}
+
 log = logging.getLogger(__name__)
 
 Rule = Callable[[str, Any], None]  # (setting, value) -> None, or SettingError
@@ -139,7 +148,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every setting of ``cfg`` that is out of range, before any data is read."""
     problems = _rule_problems(cfg, TRAIN_RULES)
     _raise_if(problems + _optimizer_problems(cfg, problems)
-              + _build_problems(cfg, ("labels", "augment", "base_augment", "model", "data")))
+              + _build_problems(cfg, ("labels", "augment", "base_augment", "mix", "model", "data")))
 
 
 def validate_evaluate_config(cfg: DictConfig) -> None:
@@ -188,6 +197,11 @@ def _compared(flat: dict[str, Any]) -> dict[str, Any]:
             if not any(key == skip or key.startswith(f"{skip}.") for skip in NOT_COMPARED_ON_RESUME)}
 
 
+def _with_added_settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """A flattened stored config with the ADDED_SETTINGS it lacks."""
+    return {**{key: value for key, value in ADDED_SETTINGS.items() if key not in stored}, **stored}
+
+
 def _original_command(checkpoint: Path) -> str:
     run = resumed_run_dir(str(checkpoint))
     overrides_file = run / ".hydra" / "overrides.yaml" if run is not None else None
@@ -234,7 +248,7 @@ def check_resume(cfg: DictConfig, checkpoint_dir: Path) -> Path | None:
         raise ConfigError(f"resume={resume}: not a training checkpoint written by train.py (no training state or "
                           "run config in it); it cannot be resumed.")
     check_checkpoint_files(checkpoint, f"resume={resume}")
-    before = _compared(_flatten(trusted_run_config(stored, f"resume={resume}")))
+    before = _compared(_with_added_settings(_flatten(trusted_run_config(stored, f"resume={resume}"))))
     now = _compared(_flatten(OmegaConf.to_container(cfg, resolve=True)))
     differences = [f"{key}: {before.get(key, '(absent)')} in the checkpoint, {now.get(key, '(absent)')} now"
                    for key in sorted(before.keys() | now.keys()) if before.get(key) != now.get(key)]

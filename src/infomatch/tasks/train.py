@@ -71,9 +71,10 @@ def build_callbacks(cfg: DictConfig) -> list:
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    """The data module with its training stage (base augmentation and degradations, run on the device)."""
+    """The data module with its training stage (base augmentation, degradations and the mixing plan, run on the
+    device)."""
     stage = TrainingStage(degrader=instantiate(cfg.augment), base_augment=instantiate(cfg.base_augment),
-                          seed=cfg.seed)
+                          seed=cfg.seed, mixer=instantiate(cfg.mix) if cfg.get("mix") is not None else None)
     return instantiate(cfg.data, stage=stage)
 
 
@@ -204,7 +205,7 @@ def _choices() -> dict[str, str]:
     if not HydraConfig.initialized():
         return {}
     choices = HydraConfig.get().runtime.choices
-    return {group: str(choices[group]) for group in ("labels", "augment", "data", "experiment", "debug")
+    return {group: str(choices[group]) for group in ("labels", "augment", "mix", "data", "experiment", "debug")
             if choices.get(group) not in (None, "null")}
 
 

@@ -1,7 +1,9 @@
 """The LightningModule: targets from the label strategy -> normalize -> ResNet -> loss and metrics.
 
 The data module hands it training batches already cropped, flipped and degraded on the device
-(``TrainingBatch``); validation and test batches are (images in [0, 1], labels).
+(``TrainingBatch``); validation and test batches are (images in [0, 1], labels). A batch with a mixing plan
+(``batch.mix``, the `mix` group) gets its targets from the label strategy on the unmixed images, then the network
+input and the targets are mixed with that one plan.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from infomatch.augment.mix import mix_images, mix_targets
 from infomatch.data import cifar100
 from infomatch.data.batch import TrainingBatch
 from infomatch.metrics.classification import EvaluationMetrics
@@ -93,12 +96,18 @@ class InfoMatchModule(L.LightningModule):
 
     # ---- steps -----------------------------------------------------------------------------------
     def training_step(self, batch: TrainingBatch, batch_idx: int) -> Tensor:
+        # the strategy sees each original clean/degraded pair; mixing then combines the per-image targets, so it
+        # works with every strategy (epsilon stays the per-image smoothing the strategy gave)
         targets, epsilon = self.label_strategy(batch, self.num_classes)
-        logits = self(batch.degraded)
+        images = batch.degraded
+        if batch.mix is not None:
+            images, targets = mix_images(images, batch.mix), mix_targets(targets, batch.mix)
+        logits = self(images)
         loss = soft_cross_entropy(logits, targets)
         self._watch_non_finite(loss)
         # under DDP this is rank 0's loss: sync_dist would add an all-reduce to every step
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch))
+        # against each image's own class, mixed or not: with mixing, the share of images whose own class wins
         self.train_top1.update((logits.argmax(dim=1) == batch.classes).float())
         self.train_epsilon.update(epsilon)
         return loss

@@ -30,12 +30,14 @@ def require(name: str, value: Any, valid: bool, requirement: str) -> None:
         raise SettingError(name, value, requirement)
 
 
-def check_number(name: str, value: Any, low: float, high: float = math.inf, high_open: bool = False) -> None:
-    """``value`` is a finite number in [low, high] (or [low, high) with ``high_open``)."""
+def check_number(name: str, value: Any, low: float, high: float = math.inf, high_open: bool = False,
+                 low_open: bool = False) -> None:
+    """``value`` is a finite number in [low, high] (``high_open``: below high; ``low_open``: above low)."""
     below_high = is_number(value) and (value < high if high_open else value <= high)
-    requirement = (f"must be a number >= {low:g}" if high == math.inf
-                   else f"must be a number in [{low:g}, {high:g}{')' if high_open else ']'}")
-    require(name, value, below_high and value >= low, requirement)
+    above_low = is_number(value) and (value > low if low_open else value >= low)
+    requirement = (f"must be a number {'>' if low_open else '>='} {low:g}" if high == math.inf
+                   else f"must be a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}")
+    require(name, value, below_high and above_low, requirement)
 
 
 def check_integer(name: str, value: Any, low: int, high: int | None = None) -> None:
