@@ -243,7 +243,8 @@ def test_settings_are_checked_with_a_message_naming_them(make, message):
 # ---- crop_flip ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 def test_crop_flip_outputs_are_crops_of_the_padded_input(dtype):
-    x = (torch.rand(12, 3, 8, 6, generator=torch.Generator().manual_seed(0)) * 255).to(dtype) + 1  # no zeros inside, so the padding is recognisable
+    # no zeros inside, so the padding is recognisable
+    x = (torch.rand(12, 3, 8, 6, generator=torch.Generator().manual_seed(0)) * 255).to(dtype) + 1
     out = crop_flip(x, padding=2, generator=torch.Generator().manual_seed(0))
     assert out.shape == x.shape and out.dtype == dtype
     padded = F.pad(x, (2, 2, 2, 2))

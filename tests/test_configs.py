@@ -255,8 +255,10 @@ def help_text(program: str, tmp_path: Path) -> str:
 
 @pytest.mark.parametrize(("program", "groups", "not_listed"), [
     ("train", ["labels", "base_augment", "augment", "mix", "data", "model", "optimizer", "scheduler", "trainer",
-               "speed", "callbacks", "logger", "experiment", "debug", "hparams_search", "hydra/launcher"], ["corruptions", "ckpt="]),
-    ("evaluate", ["corruptions", "augment@degradation"], ["labels", "base_augment", "optimizer", "hparams_search"]),
+               "speed", "callbacks", "logger", "experiment", "debug", "hparams_search", "hydra/launcher"],
+     ["corruptions", "ckpt="]),
+    ("evaluate", ["corruptions", "augment@degradation"],
+     ["labels", "base_augment", "mix", "optimizer", "hparams_search"]),
 ])
 def test_help_lists_this_programs_groups_with_every_option(tmp_path, program, groups, not_listed):
     text = help_text(program, tmp_path)

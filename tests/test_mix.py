@@ -190,14 +190,19 @@ def test_run_names_show_a_mix_other_than_none(tmp_path, monkeypatch):
     assert folders[1].endswith("_ls_all_cutmix_seed0")
 
 
-def test_a_run_stored_before_mixing_existed_resumes_as_mix_none(make_config, tmp_path):
-    # written before the mix group: its stored config has no mix, and it trained without mixing
+def test_a_run_stored_before_mix_and_base_augment_existed_resumes_with_the_settings_then_in_effect(make_config,
+                                                                                                   tmp_path):
+    # written before both groups: its stored config has no mix and a base_augment of crop_flip and padding only
     checkpoint = ROOT / "tests" / "fixtures" / "checkpoint_2026-12-02" / "im_width4.ckpt"
     run = ["debug=fast", "labels=im", "augment=all", "model.width=4", "data.train_size=256", "data.val_size=64",
            "data.test_size=128", "seed=0", f"resume={checkpoint}"]
     assert check_resume(make_config(*run), tmp_path) == checkpoint
-    with pytest.raises(ConfigError, match=r"mix.kind: \(absent\) in the checkpoint, mixup now"):
+    with pytest.raises(ConfigError, match=r"mix.kind: none in the checkpoint, mixup now"):
         check_resume(make_config(*run, "mix=mixup"), tmp_path)
+    policy_added = (r"base_augment.policy._target_: \(absent\) in the checkpoint, "
+                    "infomatch.base_augment.TrivialAugment now")
+    with pytest.raises(ConfigError, match=policy_added):
+        check_resume(make_config(*run, "base_augment=trivialaugment"), tmp_path)
 
 
 @pytest.mark.slow

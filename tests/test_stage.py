@@ -49,6 +49,6 @@ def test_stage_reseeds_per_epoch_and_rank():
 
 def test_stage_without_degradations_hands_over_the_clean_image():
     images = uint8_images(4)
-    batch = TrainingStage(None, crop_flip=False)(images, torch.zeros(4, dtype=torch.long))
+    batch = TrainingStage(None, BaseAugment(crop_flip=False))(images, torch.zeros(4, dtype=torch.long))
     torch.testing.assert_close(batch.clean, images.float() / 255)
     assert batch.degraded is batch.clean and torch.all(batch.degradation == -1) and torch.all(batch.level == 0)
