@@ -1,7 +1,8 @@
 """Degradative augmentations: the `augment` config group (``python train.py augment=all``).
 
 ``degradations`` holds the batched functions, ``registry`` their settings and type order, ``sampler``
-the per-image draw of (type, level) that training applies; the base crop + flip is ``data.base_augment``.
+the per-image draw of (type, level) that training applies; the base augmentation before it is
+``infomatch.base_augment``.
 ``mix`` is the `mix` config group: mixup / cutmix of the network's input and the targets (``Mixer``).
 """
 
