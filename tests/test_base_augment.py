@@ -23,6 +23,7 @@ from infomatch.base_augment import (
     random_erasing,
 )
 from infomatch.base_augment.policies import CIFAR10_POLICY
+from infomatch.tasks.train import train
 from infomatch.utils.checks import SettingError
 
 # torchvision's op names (the oracle, torchvision.transforms.autoaugment._apply_op, takes these)
@@ -238,6 +239,23 @@ def test_base_augment_chains_crop_flip_then_policy_then_erasing():
 def test_settings_are_checked_with_a_message_naming_them(make, message):
     with pytest.raises(SettingError, match=message):
         make()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("labels", ["hard", "im", "schedule"])
+@pytest.mark.parametrize("option", ["none", "trivialaugment", "randaugment", "autoaugment", "augmix"])
+def test_every_base_augmentation_trains_with_each_kind_of_label_strategy(make_config, option, labels):
+    # hard: no images read; im: measures each pair; schedule: estimated before training on base-augmented images.
+    # train() raises on a non-finite loss, so finishing means finite ones.
+    metrics = train(make_config("debug=fast_dev_run", f"labels={labels}", f"base_augment={option}", "augment=all"))
+    assert metrics["epochs"] == 1 and math.isfinite(metrics["val"]["val/nll"])
+
+
+@pytest.mark.slow
+def test_random_erasing_and_mixing_train_on_top_of_a_policy(make_config):
+    metrics = train(make_config("debug=fast_dev_run", "labels=im", "base_augment=trivialaugment",
+                                "base_augment.random_erasing=0.5", "mix=cutmix"))
+    assert math.isfinite(metrics["val"]["val/nll"])
 
 
 # ---- crop_flip ----------------------------------------------------------------------------------------
