@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from infomatch.base_augment.ops import IDENTITY, INTERPOLATIONS, OPS, apply_ops
-from infomatch.utils.checks import check_choice, check_integer, is_number, require
+from infomatch.utils.checks import check_choice, check_integer, check_number, require
 
 Step = tuple[Tensor, Tensor]  # (op index into OPS, magnitude), each (B,)
 
@@ -186,7 +186,7 @@ class AugMix(Policy):
         check_integer("width", width, 1)
         check_integer("depth", depth, -1)
         require("depth", depth, depth != 0, "must be -1 (1 to 3 ops, drawn per chain) or a number of ops >= 1")
-        require("alpha", alpha, is_number(alpha) and alpha > 0, "must be a number > 0")
+        check_number("alpha", alpha, 0, low_open=True)
         check_choice("interpolation", interpolation, INTERPOLATIONS)
         self.severity, self.width, self.depth, self.alpha = severity, width, depth, alpha
         self.all_ops, self.interpolation = all_ops, interpolation

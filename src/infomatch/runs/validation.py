@@ -20,7 +20,7 @@ from infomatch.runs.checkpoint_io import load_plain
 from infomatch.runs.folders import resumed_run_dir
 from infomatch.runs.trusted import check_checkpoint_files, trusted_run_config
 from infomatch.training.module import COMPILE_MODES
-from infomatch.utils.checks import SettingError, check_choice, check_integer, check_number, is_number, require
+from infomatch.utils.checks import SettingError, check_choice, check_integer, check_number, require
 from infomatch.utils.errors import ConfigError, UnsafeCheckpointError, UserError
 
 # settings that may differ between an interrupted run and its resumption: where files go and what is logged
@@ -55,7 +55,7 @@ def _compile_mode(name: str, value: Any) -> None:
 TRAIN_RULES: dict[str, Rule] = {
     "seed": lambda name, value: check_integer(name, value, 0, 2**32 - 1),
     "trainer.max_epochs": lambda name, value: check_integer(name, value, 1),
-    "optimizer.lr": lambda name, value: require(name, value, is_number(value) and value > 0, "must be a number > 0"),
+    "optimizer.lr": lambda name, value: check_number(name, value, 0, low_open=True),
     "optimizer.weight_decay": lambda name, value: check_number(name, value, 0),
     "optimizer.momentum": lambda name, value: check_number(name, value, 0, 1, high_open=True),
     "speed.compile": _compile_mode,
