@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from infomatch.augment import DEGRADATIONS, Degrader
+from infomatch.augment import REFERENCE_DEGRADATIONS, Degrader
 from infomatch.data.batching import DeviceBatches, batch_loader
 from infomatch.data.datamodule import InMemoryDataModule
 from infomatch.data.stage import TrainingStage
@@ -28,7 +28,7 @@ def build_module(width: int, num_classes: int = 100, compile: bool | str = False
 
 def build_stage(degrade: bool = True, sampling: str = "stratified") -> TrainingStage:
     """The training data stage as train.py builds it: crop/flip, then every image degraded."""
-    return TrainingStage(Degrader(types=DEGRADATIONS if degrade else (), sampling=sampling))
+    return TrainingStage(Degrader(types=REFERENCE_DEGRADATIONS if degrade else (), sampling=sampling))
 
 
 def random_set(count: int, batch: int, num_classes: int = 100, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,13 +11,16 @@ from omegaconf import OmegaConf
 
 from infomatch.augment import (
     DEGRADATIONS,
+    REFERENCE_DEGRADATIONS,
     SAMPLINGS,
     Degrader,
     apply_degradations,
     blur,
     diffusion,
     dropout,
+    heat,
     mosaic,
+    noise,
 )
 from infomatch.labels.nmi import nmi
 from infomatch.labels.strategies import im_epsilon
@@ -168,8 +171,8 @@ def test_diffusion_statistics_of_a_constant_image():
 
 # ---- apply_degradations and Degrader ------------------------------------------------------------------
 def test_apply_degradations_equals_each_function_on_its_subset():
-    x, level = images(40), levels(40)
-    types = torch.arange(40) % 5 - 1  # -1, 0, 1, 2, 3, -1, ...
+    x, level = images(42), levels(42)
+    types = torch.arange(42) % (len(DEGRADATIONS) + 1) - 1  # -1, 0, 1, ..., -1, ...
     out = apply_degradations(x, types, level, torch.Generator().manual_seed(3),
                              blur_sigma_max=10.0, blur_kernel_max=11, dropout_patch=4)
     # random draws happen in DEGRADATIONS order, each on its own subset
@@ -184,6 +187,10 @@ def test_apply_degradations_equals_each_function_on_its_subset():
             expected[subset] = blur(xs, ls, 10.0, 11)
         elif name == "dropout":
             expected[subset] = dropout(xs, ls, 4, generator)
+        elif name == "noise":
+            expected[subset] = noise(xs, ls, generator)
+        elif name == "heat":
+            expected[subset] = heat(xs, ls)
         else:
             expected[subset] = mosaic(xs, ls)
     assert torch.equal(out, expected)
@@ -206,7 +213,7 @@ def test_degrader_probability_spares_images(sampling):
     spared = types == -1
     assert abs(spared.float().mean().item() - 0.75) < 0.03
     assert torch.all(level[spared] == 0)
-    assert set(types[~spared].tolist()) == set(range(len(DEGRADATIONS)))
+    assert set(types[~spared].tolist()) == {DEGRADATIONS.index(name) for name in REFERENCE_DEGRADATIONS}
 
 
 def test_stratified_batches_hold_fixed_counts_at_random_positions():

@@ -211,18 +211,18 @@ def test_base_augment_makes_no_draw_for_a_step_that_is_off():
     x = sample_images(8)
     generator = torch.Generator().manual_seed(0)
     state = generator.get_state()
-    assert torch.equal(BaseAugment(crop_flip=False)(x, generator), x)
+    assert torch.equal(BaseAugment(crop_flip=False)(x, generator)[0], x)
     assert torch.equal(generator.get_state(), state)
     # crop + flip alone draws exactly what crop_flip draws: runs from before this group keep their images
-    assert torch.equal(BaseAugment()(x, torch.Generator().manual_seed(5)),
-                       crop_flip(x, 4, generator=torch.Generator().manual_seed(5)))
+    assert torch.equal(BaseAugment()(x, torch.Generator().manual_seed(5))[0],
+                       crop_flip(x, 4, generator=torch.Generator().manual_seed(5))[0])
 
 
 def test_base_augment_chains_crop_flip_then_policy_then_erasing():
     x = sample_images(8)
-    got = BaseAugment(policy=TrivialAugment(), random_erasing=0.5)(x, torch.Generator().manual_seed(2))
+    got, _ = BaseAugment(policy=TrivialAugment(), random_erasing=0.5)(x, torch.Generator().manual_seed(2))
     generator = torch.Generator().manual_seed(2)
-    expected = random_erasing(TrivialAugment()(crop_flip(x, 4, generator=generator), generator), 0.5, generator)
+    expected = random_erasing(TrivialAugment()(crop_flip(x, 4, generator=generator)[0], generator), 0.5, generator)
     assert torch.equal(got, expected)
 
 
@@ -263,7 +263,7 @@ def test_random_erasing_and_mixing_train_on_top_of_a_policy(make_config):
 def test_crop_flip_outputs_are_crops_of_the_padded_input(dtype):
     # no zeros inside, so the padding is recognisable
     x = (torch.rand(12, 3, 8, 6, generator=torch.Generator().manual_seed(0)) * 255).to(dtype) + 1
-    out = crop_flip(x, padding=2, generator=torch.Generator().manual_seed(0))
+    out, _ = crop_flip(x, padding=2, generator=torch.Generator().manual_seed(0))
     assert out.shape == x.shape and out.dtype == dtype
     padded = F.pad(x, (2, 2, 2, 2))
     seen_flip = set()
@@ -279,7 +279,7 @@ def test_crop_flip_outputs_are_crops_of_the_padded_input(dtype):
 def test_crop_flip_offsets_cover_the_range_and_repeat_with_a_seed():
     x = torch.zeros(500, 1, 3, 3)
     x[:, :, 1, 1] = 1  # a single marker pixel: its position gives the offset
-    out = crop_flip(x, padding=1, generator=torch.Generator().manual_seed(0))
+    out, _ = crop_flip(x, padding=1, generator=torch.Generator().manual_seed(0))
     positions = out[:, 0].flatten(1).argmax(1)
     assert set(positions.tolist()) == set(range(9))
-    assert torch.equal(out, crop_flip(x, padding=1, generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(out, crop_flip(x, padding=1, generator=torch.Generator().manual_seed(0))[0])

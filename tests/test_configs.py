@@ -18,7 +18,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 import infomatch.tasks.train
-from infomatch.augment import DEGRADATIONS, Degrader
+from infomatch.augment import DEGRADATIONS, REFERENCE_DEGRADATIONS, Degrader
 from infomatch.base_augment import POLICIES, BaseAugment
 from infomatch.data import InMemoryDataModule
 from infomatch.models import ResNet18
@@ -49,8 +49,9 @@ def test_labels_options(make_config, option):
 def test_augment_options(make_config, option):
     degrader = instantiate(make_config(f"augment={option}").augment)
     assert isinstance(degrader, Degrader)
-    # all: every registered degradation; none: no degradation; any other option: the one it is named after
-    expected = {"all": list(DEGRADATIONS), "none": []}.get(option, [option])
+    # all: the reference's four; none: no degradation; mollify: its noise and heat blur; any other option: the one
+    # it is named after
+    expected = {"all": list(REFERENCE_DEGRADATIONS), "none": [], "mollify": ["noise", "heat"]}.get(option, [option])
     assert list(degrader.types) == expected
 
 
@@ -58,8 +59,9 @@ def test_augment_options(make_config, option):
 def test_base_augment_options(make_config, option):
     base_augment = instantiate(make_config(f"base_augment={option}").base_augment)
     assert isinstance(base_augment, BaseAugment)
-    assert base_augment.crop_flip is (option != "none")
-    # crop_flip, none: no policy; any other option: the policy it is named after
+    assert base_augment.crop_flip is (option not in ("none", "soft_crop"))
+    assert base_augment.soft_crop is (option == "soft_crop")
+    # crop_flip, none, soft_crop: no policy; any other option: the policy it is named after
     expected = POLICIES.get(option)
     assert (type(base_augment.policy) if expected else base_augment.policy) is expected
 

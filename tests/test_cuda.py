@@ -75,7 +75,7 @@ def test_mixed_stage_and_targets_on_cuda(tf32_matmuls):
 
 def test_crop_flip_on_uint8_cuda():
     x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8, device="cuda")
-    out = crop_flip(x, 4, torch.Generator(device="cuda").manual_seed(0))
+    out, _ = crop_flip(x, 4, torch.Generator(device="cuda").manual_seed(0))
     assert out.dtype == torch.uint8 and out.shape == x.shape and out.is_cuda
 
 

@@ -14,7 +14,6 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from infomatch.augment import Degrader, Mixer, MixPlan, mix_images, mix_targets
-from infomatch.augment.mix import sample_beta
 from infomatch.data.stage import TrainingStage
 from infomatch.labels import LabelSmoothing
 from infomatch.models import ResNet18
@@ -24,6 +23,7 @@ from infomatch.tasks.train import train
 from infomatch.training.loss import soft_cross_entropy
 from infomatch.training.module import InfoMatchModule
 from infomatch.utils.checks import SettingError
+from infomatch.utils.distributions import sample_beta
 from infomatch.utils.errors import ConfigError
 
 

@@ -23,10 +23,11 @@ def test_targets_are_computed_against_the_cropped_clean_image_not_the_original()
 
     # the same draws by hand: crop/flip first, then the degrader, from the (seed, epoch, rank) stream
     generator = torch.Generator().manual_seed(mix_seed(3, 2, 0))
-    cropped = crop_flip(images.float() / 255, 4, generator=generator)
+    cropped, visible = crop_flip(images.float() / 255, 4, generator=generator)
     degraded, degradation, level = Degrader(types=["blur"])(cropped, generator,
                                                             torch.Generator().manual_seed(mix_seed(3, 2, 0)))
     torch.testing.assert_close(batch.clean, cropped)
+    assert torch.equal(batch.visible, visible)
     torch.testing.assert_close(batch.degraded, degraded)
     assert torch.equal(batch.degradation, degradation) and torch.equal(batch.level, level)
     assert torch.equal(batch.classes, labels)

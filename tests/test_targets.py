@@ -152,7 +152,7 @@ def test_information_matching_hand_checked_epsilon():
         lambda: MatchedSmoothing(epsilon=1.0),
         lambda: ScheduleSmoothing(levels=1),
         lambda: ScheduleSmoothing(levels=3, table={"blur": [0.0, 0.5]}),
-        lambda: ScheduleSmoothing(levels=2, table={"noise": [0.0, 0.5]}),
+        lambda: ScheduleSmoothing(levels=2, table={"speckle": [0.0, 0.5]}),
     ],
 )
 def test_invalid_parameters_raise(factory):

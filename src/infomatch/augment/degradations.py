@@ -37,11 +37,32 @@ def diffusion(
     """DDPM forward noise at t = int(level * (T - 1)); t = 0 leaves the image untouched."""
     t = (wide_float(level) * (timesteps - 1)).long().clamp(0, timesteps - 1)
     signal, noise_scale = _diffusion_schedule(timesteps, beta_start, beta_end, x.device, x.dtype)
-    signal, noise_scale = signal[t].view(-1, 1, 1, 1), noise_scale[t].view(-1, 1, 1, 1)
+    return _variance_preserving(x, signal[t], noise_scale[t], t == 0, generator)
+
+
+def diffusion_noise_share(level: Tensor, timesteps: int = 1000, beta_start: float = 1e-4,
+                          beta_end: float = 0.02) -> Tensor:
+    """1 / (1 + SNR) = 1 - abar_t at the step ``diffusion`` takes for ``level``, in the device's widest float."""
+    level = wide_float(level)
+    t = (level * (timesteps - 1)).long().clamp(0, timesteps - 1)
+    signal, _ = _diffusion_schedule(timesteps, beta_start, beta_end, level.device, level.dtype)
+    return 1 - signal[t].pow(2)
+
+
+def _variance_preserving(x: Tensor, signal: Tensor, noise_scale: Tensor, unchanged: Tensor,
+                         generator: torch.Generator | None) -> Tensor:
+    """(signal * (2x - 1) + noise_scale * noise + 1) / 2 clamped to [0, 1], per image; ``unchanged`` images kept."""
     noisy = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    # ((signal * (2x - 1) + noise_scale * noise) + 1) / 2, in place on the noise buffer
-    noisy.mul_(noise_scale).add_(signal * (2 * x - 1)).add_(1).div_(2).clamp_(0, 1)
-    return torch.where((t == 0).view(-1, 1, 1, 1), x, noisy)
+    # in place on the noise buffer
+    noisy.mul_(noise_scale.view(-1, 1, 1, 1)).add_(signal.view(-1, 1, 1, 1) * (2 * x - 1)).add_(1).div_(2).clamp_(0, 1)
+    return torch.where(unchanged.view(-1, 1, 1, 1), x, noisy)
+
+
+def noise(x: Tensor, level: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Mollification's noise (Heinonen et al., AISTATS 2025): cosine schedule, signal cos(pi d / 2), noise
+    sin(pi d / 2), on the image scaled to [-1, 1] (theirs: the normalized image) and clamped back to [0, 1]."""
+    angle = wide_float(level) * (math.pi / 2)
+    return _variance_preserving(x, angle.cos().to(x.dtype), angle.sin().to(x.dtype), level == 0, generator)
 
 
 def _reflect(index: Tensor, size: int) -> Tensor:
@@ -170,4 +191,38 @@ def mosaic(x: Tensor, level: Tensor, max_block: int = 32) -> Tensor:
     block = (max_block * (wide_float(level) + 0.001).pow(2)).long().clamp(min=1)
     along_width = _block_mean_operator(block, width, x.dtype)
     along_height = along_width if height == width else _block_mean_operator(block, height, x.dtype)
+    return _separable(x, along_height, along_width)
+
+
+@lru_cache(maxsize=32)
+def _dct_matrix(size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(size, size) orthonormal DCT-II matrix C[k, n], so that C @ v is the DCT of v and C.T inverts it."""
+    k = torch.arange(size, dtype=torch.float64)[:, None]
+    n = torch.arange(size, dtype=torch.float64)[None, :]
+    matrix = torch.cos(math.pi * (2 * n + 1) * k / (2 * size)) * math.sqrt(2 / size)
+    matrix[0] /= math.sqrt(2)
+    return matrix.to(dtype).to(device)
+
+
+def _heat_operator(dissipation_time: Tensor, size: int, dtype: torch.dtype) -> Tensor:
+    """(B, size, size) operators C.T diag(exp(-f_k^2 tau)) C, f_k = pi k / size: heat flow along one axis."""
+    dct = _dct_matrix(size, dissipation_time.device, dtype)
+    frequencies = (math.pi * torch.arange(size, device=dissipation_time.device, dtype=dtype) / size).pow(2)
+    decay = torch.exp(-frequencies[None, :] * dissipation_time[:, None].to(dtype))  # (B, size)
+    return dct.T @ (decay[:, :, None] * dct)
+
+
+def heat(x: Tensor, level: Tensor, scale_min: float = 0.3, scale_max: float = 32.0) -> Tensor:
+    """Mollification's blur: heat dissipation (Rissanen et al. 2023), each DCT coefficient (k, l) damped by
+    exp(-(f_k^2 + f_l^2) tau), tau = s^2 / 2, s = exp((1 - d) log scale_min + d log scale_max).
+
+    The damping is separable, so per image it is one operator per axis (_separable); the DCT's mirrored
+    boundary is that of the reference's DCT layer.
+    """
+    _, _, height, width = x.shape
+    level = wide_float(level)
+    scale = torch.exp((1 - level) * math.log(scale_min) + level * math.log(scale_max))
+    dissipation_time = scale.pow(2) / 2
+    along_width = _heat_operator(dissipation_time, width, x.dtype)
+    along_height = along_width if height == width else _heat_operator(dissipation_time, height, x.dtype)
     return _separable(x, along_height, along_width)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from infomatch.augment.degradations import blur, diffusion, dropout, mosaic
+from infomatch.augment.degradations import blur, diffusion, dropout, heat, mosaic, noise
 from infomatch.utils.checks import SettingError, check_number
 
 
@@ -55,8 +55,15 @@ REGISTRY: dict[str, Degradation] = {
     "dropout": Degradation(dropout, "Patch dropout ({dropout_patch}×{dropout_patch} patches, fraction d zeroed)",
                            {"dropout_patch": Setting("patch", 8, 1)}),
     "mosaic": Degradation(mosaic, "Mosaic (block side ⌊32·(d + 0.001)²⌋ px)"),
+    # Mollification's pair (augment=mollify)
+    "noise": Degradation(noise, "Cosine-schedule noise (signal cos(πd/2), noise sin(πd/2))"),
+    "heat": Degradation(heat, "Heat dissipation blur (scale {heat_scale_min:g}→{heat_scale_max:g} px, log in d)",
+                        {"heat_scale_min": Setting("scale_min", 0.3, 0),
+                         "heat_scale_max": Setting("scale_max", 32.0, 0)}),
 }
 DEGRADATIONS = tuple(REGISTRY)
+# the reference's four, augment=all: the default of a Degrader
+REFERENCE_DEGRADATIONS = ("diffusion", "blur", "dropout", "mosaic")
 SETTINGS = {name: setting for degradation in REGISTRY.values() for name, setting in degradation.settings.items()}
 DEFAULT_SETTINGS = {name: setting.default for name, setting in SETTINGS.items()}
 

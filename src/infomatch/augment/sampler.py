@@ -8,10 +8,17 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from infomatch.augment.registry import DEGRADATIONS, apply_degradations, degradation_settings
+from infomatch.augment.registry import (
+    DEGRADATIONS,
+    REFERENCE_DEGRADATIONS,
+    apply_degradations,
+    degradation_settings,
+)
 from infomatch.utils.checks import SettingError, check_choice, check_number
+from infomatch.utils.distributions import sample_beta
 
 SAMPLINGS = ("stratified", "iid")
+LEVEL_DISTRIBUTIONS = ("uniform", "beta")
 
 
 @lru_cache(maxsize=64)
@@ -21,7 +28,10 @@ def _slot_types(sizes: tuple[int, ...], device: torch.device) -> Tensor:
 
 
 class Degrader:
-    """Draws a degradation type (uniform over ``types``) and a level d ~ U(0, 1) per image and applies it.
+    """Draws a degradation type (uniform over ``types``) and a level d per image and applies it.
+
+    ``level_distribution``: ``uniform`` d ~ U(0, 1) (the reference), or ``beta`` d ~ Beta(level_a, level_b), which
+    Mollification (Heinonen et al., AISTATS 2025) draws with a = 1, b = 2: mild levels more often.
 
     ``probability`` is the chance that an image is degraded at all; the others get type -1 and level 0.
     An empty ``types`` disables degradation. ``settings`` are the registered degradations' settings
@@ -37,8 +47,9 @@ class Degrader:
       fluctuation of the per-type counts is gone. The counts are known on the host: no sync, fixed shapes.
     """
 
-    def __init__(self, types: Sequence[str] = DEGRADATIONS, probability: float = 1.0, sampling: str = "stratified",
-                 **settings: float) -> None:
+    def __init__(self, types: Sequence[str] = REFERENCE_DEGRADATIONS, probability: float = 1.0,
+                 sampling: str = "stratified", level_distribution: str = "uniform", level_a: float = 1.0,
+                 level_b: float = 2.0, **settings: float) -> None:
         if isinstance(types, str):  # a single name, e.g. from the command line augment.types=blur
             types = [types]
         types = tuple(dict.fromkeys(list(types)))  # list() also accepts OmegaConf's ListConfig
@@ -47,17 +58,34 @@ class Degrader:
             raise SettingError("types", list(types), f"may only list: {', '.join(DEGRADATIONS)}")
         check_number("probability", probability, 0, 1)
         check_choice("sampling", sampling, SAMPLINGS)
+        check_choice("level_distribution", level_distribution, LEVEL_DISTRIBUTIONS)
+        check_number("level_a", level_a, 0, low_open=True)
+        check_number("level_b", level_b, 0, low_open=True)
         self.types = types
         self.probability = probability
         self.sampling = sampling
+        self.level_distribution, self.level_a, self.level_b = level_distribution, level_a, level_b
         self.settings = degradation_settings(**settings)
         self.enabled = bool(types) and probability > 0
         self._type_indices = torch.tensor([DEGRADATIONS.index(name) for name in types], dtype=torch.long)
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{name}={value}" for name, value in self.settings.items())
+        levels = ("" if self.level_distribution == "uniform"
+                  else f"level_distribution='beta', level_a={self.level_a}, level_b={self.level_b}, ")
         return (f"Degrader(types={list(self.types)}, probability={self.probability}, sampling={self.sampling!r}, "
-                f"{settings})")
+                f"{levels}{settings})")
+
+    def sample_levels(self, batch_size: int, device: torch.device, generator: torch.Generator | None = None,
+                      host_generator: torch.Generator | None = None) -> Tensor:
+        """(B,) levels in [0, 1] under ``level_distribution``; Beta draws come from ``host_generator`` when given
+        (their rejection loop would sync a GPU at every round)."""
+        if self.level_distribution == "uniform":
+            return torch.rand(batch_size, generator=generator, device=device)
+        source = host_generator if host_generator is not None else generator
+        source_device = source.device if source is not None else device
+        levels = sample_beta(self.level_a, batch_size, source, source_device, beta=self.level_b)
+        return levels.to(device=device, dtype=torch.get_default_dtype())
 
     def _stratified_sizes(self, batch_size: int, host_generator: torch.Generator | None) -> list[int]:
         """Group sizes [unchanged, then one per DEGRADATIONS entry] of a stratified batch."""
@@ -83,10 +111,10 @@ class Degrader:
         if not self.enabled:
             return (torch.full((batch_size,), -1, dtype=torch.long, device=device),
                     torch.zeros(batch_size, device=device), None)
-        level = torch.rand(batch_size, generator=generator, device=device)
+        if host_generator is None and generator is not None and generator.device.type == "cpu":
+            host_generator = generator
+        level = self.sample_levels(batch_size, device, generator, host_generator)
         if self.sampling == "stratified":
-            if host_generator is None and generator is not None and generator.device.type == "cpu":
-                host_generator = generator
             sizes = self._stratified_sizes(batch_size, host_generator)
             order = torch.randperm(batch_size, generator=generator, device=device)
             types = torch.empty(batch_size, dtype=torch.long, device=device).index_copy_(

@@ -18,6 +18,8 @@ class TrainingBatch:
     classes:     (B,) int64 true class of each image (the hard label)
     degradation: (B,) int64 index into ``infomatch.augment.DEGRADATIONS``; -1 = not degraded
     level:       (B,) degradation level d in [0, 1] (0 when not degraded)
+    visible:     (B,) share of the original image inside the frame after the base augmentation's crop (1 without
+                 one); None where no stage recorded it
     mix:         the batch's mixup / cutmix plan, None without mixing; the fields above stay unmixed (the label
                  strategy reads each original image), the training step mixes the network input and the targets
     """
@@ -27,6 +29,7 @@ class TrainingBatch:
     classes: Tensor
     degradation: Tensor
     level: Tensor
+    visible: Tensor | None = None
     mix: MixPlan | None = None
 
     def __len__(self) -> int:

@@ -47,18 +47,19 @@ class TrainingStage:
         self.host_generator = torch.Generator().manual_seed(seed)
         self._stream_key = (epoch, rank, device)
 
-    def clean_images(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
-        """uint8 images, base-augmented, in [0, 1]: what the degradation starts from."""
-        return to_unit_range(self.base_augment(images, generator))
+    def clean_images(self, images: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """(uint8 images base-augmented, in [0, 1]: what the degradation starts from; (B,) visible fraction)."""
+        augmented, visible = self.base_augment(images, generator)
+        return to_unit_range(augmented), visible
 
     def __call__(self, images: Tensor, labels: Tensor, epoch: int = 0, rank: int = 0) -> TrainingBatch:
         """``images`` uint8 (B, C, H, W) on the training device."""
         if self._stream_key != (epoch, rank, images.device):
             self.start_epoch(epoch, rank, images.device)
-        clean = self.clean_images(images, self.generator)
+        clean, visible = self.clean_images(images, self.generator)
         degraded, degradation, level = self.degrader(clean, self.generator, self.host_generator)
         # drawn last, and not at all without mixing: the crop/flip and degradation draws stay those of runs without it
         mix = (self.mixer.draw(len(labels), images.shape[-2], images.shape[-1], self.generator, self.host_generator)
                if self.mixer is not None else None)
         return TrainingBatch(clean=clean, degraded=degraded, classes=labels, degradation=degradation, level=level,
-                             mix=mix)
+                             visible=visible, mix=mix)

@@ -3,7 +3,8 @@
 Information Matching (IM) softens each training label by the information its degradation destroyed:
 epsilon = clamp(1 - NMI(x, x'), 0, eps_max), y = (1 - epsilon) onehot + epsilon / K. ``nmi`` is the batched
 NMI kernel, ``measures`` the alternatives (SSIM as in Siedel et al. 2025, chance-corrected NMI),
-``strategies`` the strategies: ``hard``, ``ls``, ``im`` and the controls ``matched``, ``level``, ``schedule``.
+``strategies`` the strategies: ``hard``, ``ls``, ``im``, the controls ``matched``, ``level``, ``schedule``, and
+the peers' rules ``mollify`` (Heinonen et al. 2025) and ``visibility`` (Soft Augmentation, Liu et al. 2023).
 """
 
 from infomatch.labels.strategies import (
@@ -13,8 +14,11 @@ from infomatch.labels.strategies import (
                                          LevelSmoothing,
                                          MatchedSmoothing,
                                          MeasuredSmoothing,
+                                         MollifiedSmoothing,
                                          ScheduleSmoothing,
+                                         VisibilitySmoothing,
 )
 
 __all__ = ["HardLabels", "InformationMatching", "LabelSmoothing", "LevelSmoothing", "MatchedSmoothing",
-           "MeasuredSmoothing", "ScheduleSmoothing"]
+           "MeasuredSmoothing", "MollifiedSmoothing", "ScheduleSmoothing",
+           "VisibilitySmoothing"]

@@ -22,10 +22,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from infomatch.augment import DEGRADATIONS, Degrader, apply_degradations
+from infomatch.augment.degradations import diffusion_noise_share
 from infomatch.data.batch import TrainingBatch
 from infomatch.labels.measures import MEASURES, adjusted_nmi, ssim
 from infomatch.labels.nmi import chance_nmi, check_bins, nmi
 from infomatch.utils.checks import check_choice, check_integer, check_number, require
+from infomatch.utils.precision import wide_float
 
 SPREADS = ("all", "others")
 
@@ -242,3 +244,96 @@ class ScheduleSmoothing(MeasuredSmoothing):
         epsilon = torch.lerp(below, above, (position - low)[:, None]).squeeze(1)
         epsilon = torch.where(batch.degradation >= 0, epsilon, 0.0)
         return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
+
+
+@dataclass
+class MollifiedSmoothing:
+    """Mollification's label rule (Heinonen et al., AISTATS 2025, "Robust Classification by Coupling Data
+    Mollification with Label Smoothing"; code: markusheinonen/supervised-mollification): epsilon = gamma, the
+    share of noise or blur, y = (1 - gamma) onehot + gamma / K.
+
+    Noise types: gamma = (1 / (1 + SNR))^noise_power, SNR the signal-to-noise ratio at the drawn level:
+    sin^2(pi d / 2)^p for ``noise`` (cosine schedule), (1 - abar_t)^p for ``diffusion`` (DDPM). Blur types
+    (``heat``, ``blur``): gamma = d^blur_power. The paper's defaults are both powers 1 with augment=mollify
+    (d ~ Beta(1, 2)); other degradation types have no rule and are refused before training.
+    """
+
+    noise_power: float = 1.0
+    blur_power: float = 1.0
+    spread: str = "all"
+    name: ClassVar[str] = "mollify"
+    NOISE_TYPES: ClassVar[tuple[str, ...]] = ("noise", "diffusion")
+    BLUR_TYPES: ClassVar[tuple[str, ...]] = ("heat", "blur")
+
+    def __post_init__(self) -> None:
+        check_number("noise_power", self.noise_power, 0, low_open=True)
+        check_number("blur_power", self.blur_power, 0, low_open=True)
+        check_choice("spread", self.spread, SPREADS)
+
+    def fit(self, clean: Tensor, degrader: Degrader, generator: torch.Generator) -> dict[str, Any]:
+        """Nothing to estimate: refuses degradation types the rule does not cover."""
+        ruled = self.NOISE_TYPES + self.BLUR_TYPES
+        unruled = [name for name in degrader.types if name not in ruled]
+        require("augment.types", list(degrader.types), not unruled,
+                f"has {', '.join(unruled)}, for which labels=mollify has no rule (it covers {', '.join(ruled)}); "
+                "use augment=mollify")
+        return {}
+
+    def noise_share(self, degradation: Tensor, level: Tensor) -> Tensor:
+        """(B,) gamma before the powers are applied: the noise share 1 / (1 + SNR), or the blur level."""
+        level = wide_float(level)
+        by_type = {"noise": torch.sin(level * (torch.pi / 2)).pow(2), "diffusion": diffusion_noise_share(level),
+                   "heat": level, "blur": level}
+        share = torch.zeros_like(level)
+        for name, value in by_type.items():
+            power = self.noise_power if name in self.NOISE_TYPES else self.blur_power
+            share = torch.where(degradation == DEGRADATIONS.index(name), value.pow(power), share)
+        return share
+
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        epsilon = self.noise_share(batch.degradation, batch.level).float()
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
+
+
+@dataclass
+class VisibilitySmoothing:
+    """Soft Augmentation's label rule (Liu et al., CVPR 2023, "Soft Augmentation for Image Classification"; code:
+    youngleox/soft_augmentation): the target class keeps confidence p(v) of the crop's visible fraction v,
+
+        p = max_confidence - (max_confidence - 1/K) * ((threshold - v) / threshold)^power   for 0 < v < threshold,
+        p = max_confidence for v >= threshold, p = 1/K for v = 0,
+
+    the rest spread over the other K - 1 classes (epsilon = 1 - p). ``reweight``: each sample's loss also weighted
+    by p, as the reference code does by default (applied by scaling the targets by p; the cross-entropy is linear
+    in them). The reference CIFAR recipe pairs it with base_augment=soft_crop (sigma 12 px) and power 2.
+    """
+
+    power: float = 2.0
+    threshold: float = 1.0
+    max_confidence: float = 1.0
+    reweight: bool = True
+    spread: str = "others"
+    name: ClassVar[str] = "visibility"
+
+    def __post_init__(self) -> None:
+        check_number("power", self.power, 0, low_open=True)
+        check_number("threshold", self.threshold, 0, 1, low_open=True)
+        check_number("max_confidence", self.max_confidence, 0, 1, low_open=True)
+        require("reweight", self.reweight, isinstance(self.reweight, bool), "must be true or false")
+        check_choice("spread", self.spread, SPREADS)
+
+    def confidence(self, visible: Tensor, num_classes: int) -> Tensor:
+        """(B,) p(v) for visible fractions v in [0, 1]."""
+        top = max(self.max_confidence, 1 / num_classes)  # as the reference: never below chance
+        hidden = ((self.threshold - visible) / self.threshold).clamp(min=0)
+        confidence = top - (top - 1 / num_classes) * hidden.pow(self.power)
+        return torch.where(visible > 0, confidence, 1 / num_classes)
+
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        if batch.visible is None:
+            raise RuntimeError("labels=visibility needs each image's visible fraction (TrainingBatch.visible), "
+                               "which the training stage records")
+        confidence = self.confidence(batch.visible.float(), num_classes)
+        epsilon = 1 - confidence
+        targets = smooth(batch.classes, num_classes, epsilon, self.spread)
+        return (targets * confidence[:, None] if self.reweight else targets), epsilon

@@ -22,13 +22,17 @@ from infomatch.labels import (
     LabelSmoothing,
     LevelSmoothing,
     MatchedSmoothing,
+    MollifiedSmoothing,
     ScheduleSmoothing,
+    VisibilitySmoothing,
 )
 from infomatch.models import ResNet18
 from infomatch.utils.errors import UnsafeCheckpointError
 
-LABEL_STRATEGIES = (HardLabels, LabelSmoothing, LevelSmoothing, InformationMatching, MatchedSmoothing,
+# the strategies that existed when they lived in infomatch.targets, then the peers' rules
+MOVED_STRATEGIES = (HardLabels, LabelSmoothing, LevelSmoothing, InformationMatching, MatchedSmoothing,
                     ScheduleSmoothing)
+LABEL_STRATEGIES = (*MOVED_STRATEGIES, MollifiedSmoothing, VisibilitySmoothing)
 
 # config group -> {the `_target_` the project's configs name: its class}
 TRUSTED_CLASSES: dict[str, dict[str, type]] = {
@@ -44,7 +48,7 @@ TRUSTED_CLASSES: dict[str, dict[str, type]] = {
 # checkpoints written before the move keep loading and resuming
 MOVED_TARGETS: dict[str, str] = {
     # 2026-12: the label strategies moved from the flat module infomatch.targets to the package infomatch.labels
-    **{f"infomatch.targets.{cls.__name__}": f"infomatch.labels.{cls.__name__}" for cls in LABEL_STRATEGIES},
+    **{f"infomatch.targets.{cls.__name__}": f"infomatch.labels.{cls.__name__}" for cls in MOVED_STRATEGIES},
 }
 
 

@@ -29,11 +29,14 @@ NOT_COMPARED_ON_RESUME = ("resume", "run_name", "paths", "logger", "callbacks", 
 
 # settings added after runs were stored, with the value in effect before each existed: a stored run lacking one
 # resumes as if it had that value (before the mix group runs did not mix; before the base_augment group they had
-# crop/flip with no policy and no erasing)
+# crop/flip with no policy and no erasing; before level_distribution, uniform levels)
 ADDED_SETTINGS: dict[str, Any] = {
     "mix._target_": "infomatch.augment.Mixer", "mix.kind": "none", "mix.alpha": 1.0,
     "base_augment._target_": "infomatch.base_augment.BaseAugment", "base_augment.policy": None,
-    "base_augment.random_erasing": 0.0,
+    "base_augment.random_erasing": 0.0, "base_augment.soft_crop": False, "base_augment.soft_crop_sigma": 12.0,
+    "base_augment.fill": [129, 124, 112],
+    "augment.level_distribution": "uniform", "augment.level_a": 1.0, "augment.level_b": 2.0,
+    "augment.heat_scale_min": 0.3, "augment.heat_scale_max": 32.0,
 }
 
 log = logging.getLogger(__name__)

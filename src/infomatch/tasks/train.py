@@ -110,7 +110,7 @@ def fit_label_strategy(strategy: Any, datamodule: L.LightningDataModule, images:
     train_images = datamodule.train_set[0]
     generator = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(len(train_images), generator=generator)[:images]
-    clean = datamodule.stage.clean_images(train_images[chosen], generator)
+    clean, _ = datamodule.stage.clean_images(train_images[chosen], generator)
     estimates = strategy.fit(clean, datamodule.stage.degrader, generator)
     if estimates:
         log.info("labels=%s estimated on %d training images (seed %d): %s", strategy.name, len(chosen), seed,
