@@ -18,7 +18,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 import infomatch.tasks.train
-from infomatch.augment import DEGRADATIONS, REFERENCE_DEGRADATIONS, Degrader
+from infomatch.augment import REFERENCE_DEGRADATIONS, Degrader
 from infomatch.base_augment import POLICIES, BaseAugment
 from infomatch.data import InMemoryDataModule
 from infomatch.models import ResNet18
