@@ -8,17 +8,21 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from scipy.fft import dctn, idctn
 
-from infomatch.augment import DEGRADATIONS, Degrader, apply_degradations, heat, noise
+from infomatch.augment import DEGRADATIONS, Degrader, apply_degradations, blur, heat, mosaic, noise
 from infomatch.augment.degradations import diffusion_noise_share
 from infomatch.base_augment import BaseAugment, crop_flip
 from infomatch.base_augment.crop_flip import soft_crop
 from infomatch.data.batch import TrainingBatch
 from infomatch.data.stage import TrainingStage
-from infomatch.labels import MollifiedSmoothing, VisibilitySmoothing
+from infomatch.labels import ConfidenceSmoothing, MollifiedSmoothing, VisibilitySmoothing
 from infomatch.tasks.train import train
 from infomatch.utils.checks import SettingError
+
+# a width-4 model trained on synthetic 10-class data: the reference model of labels=confidence
+FIXTURE = ROOT / "tests" / "fixtures" / "checkpoint_2026-12-02" / "im_width4.ckpt"
 
 
 def float_images(count: int, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -211,6 +215,54 @@ def test_visibility_needs_the_visible_fraction():
         VisibilitySmoothing()(batch_of([None], [0.0]), 10)
 
 
+# ---- labels=confidence --------------------------------------------------------------------------------
+def test_confidence_interpolates_the_accuracy_table_with_a_chance_floor():
+    table = {"blur": [0.9, 0.5, 0.0], "mosaic": [1.0, 0.8, 0.6]}
+    batch = batch_of(["blur", "blur", "blur", "mosaic", None], [0.0, 0.25, 1.0, 0.75, 0.0])
+    targets, epsilon = ConfidenceSmoothing(levels=3, table=table)(batch, 10)
+    # blur at 0.25: halfway between 0.9 and 0.5; at 1.0: 0, floored at chance; undegraded: hard
+    expected = torch.tensor([0.9, 0.7, 0.1, 0.7, 1.0])
+    torch.testing.assert_close(1 - epsilon, expected)
+    torch.testing.assert_close(targets.gather(1, batch.classes[:, None]).squeeze(1), expected)
+    torch.testing.assert_close(targets.sum(dim=1), torch.ones(5))
+    # relative: divided by the type's level-0 accuracy
+    _, relative = ConfidenceSmoothing(levels=3, table=table, relative=True)(batch, 10)
+    torch.testing.assert_close(1 - relative, torch.tensor([1.0, 0.7 / 0.9, 0.1, 0.7, 1.0]))
+
+
+class MeanBrightness(torch.nn.Module):
+    """A fixed classifier for the oracle: class = how many of 9 thresholds the red channel's centre exceeds."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        centre = images[:, 0, 6:10, 6:10].mean(dim=(1, 2))
+        return -(centre[:, None] * 10 - torch.arange(10) - 0.5).abs()
+
+
+def test_confidence_table_is_the_reference_accuracy_image_by_image():
+    images = float_images(40).float()
+    labels = MeanBrightness()(images).argmax(dim=1)  # right on every clean image
+    strategy = ConfidenceSmoothing(reference="unused", levels=3)
+    degrader = Degrader(types=["blur", "mosaic"], blur_sigma_max=4.0, blur_kernel_max=9)
+    estimates = strategy.fit_reference(MeanBrightness(), images, labels, degrader, torch.Generator().manual_seed(0),
+                                       batch_size=7)
+    for name, row in estimates["table"].items():
+        for level, accuracy in zip([0.0, 0.5, 1.0], row):
+            hits = 0
+            for image, label in zip(images, labels):
+                single, d = image[None], torch.tensor([level])
+                degraded = blur(single, d, 4.0, 9) if name == "blur" else mosaic(single, d)
+                hits += int(MeanBrightness()(degraded).argmax(dim=1).item() == label)
+            assert accuracy == pytest.approx(hits / len(images)), (name, level)
+    assert estimates["table"]["blur"][0] == 1.0 and estimates["table"]["mosaic"][2] < 1.0
+
+
+def test_confidence_needs_a_reference_or_a_table(make_config):
+    with pytest.raises(SettingError, match="labels.reference=<path>"):
+        ConfidenceSmoothing()
+    with pytest.raises(Exception, match="no such checkpoint file"):
+        train(make_config("debug=fast_dev_run", "labels=confidence", "labels.reference=/nonexistent.ckpt"))
+
+
 # ---- they train, alone and with what they combine with ------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("overrides", [
@@ -223,6 +275,8 @@ def test_visibility_needs_the_visible_fraction():
     ("labels=schedule", "augment=mollify"),
     ("labels=matched", "augment=all", "augment.level_distribution=beta"),
     ("labels=im", "base_augment=soft_crop"),
+    ("labels=confidence", f"labels.reference={FIXTURE}"),
+    ("labels=confidence", f"labels.reference={FIXTURE}", "base_augment=trivialaugment", "mix=mixup"),
 ])
 def test_peer_options_train(make_config, overrides):
     metrics = train(make_config("debug=fast_dev_run", *overrides))

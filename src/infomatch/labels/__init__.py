@@ -4,10 +4,12 @@ Information Matching (IM) softens each training label by the information its deg
 epsilon = clamp(1 - NMI(x, x'), 0, eps_max), y = (1 - epsilon) onehot + epsilon / K. ``nmi`` is the batched
 NMI kernel, ``measures`` the alternatives (SSIM as in Siedel et al. 2025, chance-corrected NMI),
 ``strategies`` the strategies: ``hard``, ``ls``, ``im``, the controls ``matched``, ``level``, ``schedule``, and
-the peers' rules ``mollify`` (Heinonen et al. 2025) and ``visibility`` (Soft Augmentation, Liu et al. 2023).
+the peers' rules ``mollify`` (Heinonen et al. 2025), ``visibility`` (Soft Augmentation, Liu et al. 2023) and
+``confidence`` (a reference model's accuracy, Siedel et al. 2025).
 """
 
 from infomatch.labels.strategies import (
+                                         ConfidenceSmoothing,
                                          HardLabels,
                                          InformationMatching,
                                          LabelSmoothing,
@@ -19,6 +21,5 @@ from infomatch.labels.strategies import (
                                          VisibilitySmoothing,
 )
 
-__all__ = ["HardLabels", "InformationMatching", "LabelSmoothing", "LevelSmoothing", "MatchedSmoothing",
-           "MeasuredSmoothing", "MollifiedSmoothing", "ScheduleSmoothing",
-           "VisibilitySmoothing"]
+__all__ = ["ConfidenceSmoothing", "HardLabels", "InformationMatching", "LabelSmoothing", "LevelSmoothing",
+           "MatchedSmoothing", "MeasuredSmoothing", "MollifiedSmoothing", "ScheduleSmoothing", "VisibilitySmoothing"]

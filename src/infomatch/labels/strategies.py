@@ -195,6 +195,35 @@ def epsilon_by_level(clean: Tensor, types: tuple[str, ...], levels: list[float],
     return curves
 
 
+def checked_table(table: dict | None, levels: int) -> dict[str, list[float]] | None:
+    """A {degradation type: one value per level} table as plain floats, or SettingError."""
+    if table is None:
+        return None
+    table = {str(name): [float(value) for value in row] for name, row in dict(table).items()}
+    valid = all(name in DEGRADATIONS and len(row) == levels for name, row in table.items())
+    require("table", table, valid, f"must map degradation types ({', '.join(DEGRADATIONS)}) to {levels} values each")
+    return table
+
+
+def table_grid(table: dict[str, list[float]], levels: int, device: torch.device, cached: Tensor | None) -> Tensor:
+    """(len(DEGRADATIONS), levels) tensor of ``table`` on ``device`` (rows it lacks: 0); ``cached`` when it is there."""
+    if cached is not None and cached.device == device:
+        return cached
+    return torch.tensor([table.get(name, [0.0] * levels) for name in DEGRADATIONS], device=device)
+
+
+def look_up(grid: Tensor, degradation: Tensor, level: Tensor, undegraded: float) -> Tensor:
+    """(B,) the grid's row of each sample's type, linearly interpolated at its level (evenly spaced levels over
+    [0, 1]); ``undegraded`` for type -1."""
+    levels = grid.shape[1]
+    position = level.float().clamp(0, 1) * (levels - 1)
+    low = position.floor().long().clamp(max=levels - 2)
+    rows = grid[degradation.clamp(min=0)]
+    below, above = rows.gather(1, low[:, None]), rows.gather(1, low[:, None] + 1)
+    value = torch.lerp(below, above, (position - low)[:, None]).squeeze(1)
+    return torch.where(degradation >= 0, value, undegraded)
+
+
 @dataclass
 class ScheduleSmoothing(MeasuredSmoothing):
     """epsilon = E[IM epsilon | type, d]: IM's mean epsilon per degradation type and level, without per-image
@@ -211,11 +240,7 @@ class ScheduleSmoothing(MeasuredSmoothing):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_integer("levels", self.levels, 2)
-        if self.table is not None:
-            self.table = {str(name): [float(value) for value in row] for name, row in dict(self.table).items()}
-            valid = all(name in DEGRADATIONS and len(row) == self.levels for name, row in self.table.items())
-            require("table", self.table, valid,
-                    f"must map degradation types ({', '.join(DEGRADATIONS)}) to {self.levels} values each")
+        self.table = checked_table(self.table, self.levels)
         self._grid: Tensor | None = None
 
     def fit(self, clean: Tensor, degrader: Degrader, generator: torch.Generator) -> dict[str, Any]:
@@ -233,16 +258,8 @@ class ScheduleSmoothing(MeasuredSmoothing):
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         if self.table is None:
             raise RuntimeError("labels=schedule has no table yet: call fit() before training")
-        device = batch.classes.device
-        if self._grid is None or self._grid.device != device:
-            rows = [self.table.get(name, [0.0] * self.levels) for name in DEGRADATIONS]
-            self._grid = torch.tensor(rows, device=device)
-        position = batch.level.float().clamp(0, 1) * (self.levels - 1)
-        low = position.floor().long().clamp(max=self.levels - 2)
-        rows = self._grid[batch.degradation.clamp(min=0)]
-        below, above = rows.gather(1, low[:, None]), rows.gather(1, low[:, None] + 1)
-        epsilon = torch.lerp(below, above, (position - low)[:, None]).squeeze(1)
-        epsilon = torch.where(batch.degradation >= 0, epsilon, 0.0)
+        self._grid = table_grid(self.table, self.levels, batch.classes.device, self._grid)
+        epsilon = look_up(self._grid, batch.degradation, batch.level, undegraded=0.0)
         return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
 
 
@@ -337,3 +354,65 @@ class VisibilitySmoothing:
         epsilon = 1 - confidence
         targets = smooth(batch.classes, num_classes, epsilon, self.spread)
         return (targets * confidence[:, None] if self.reweight else targets), epsilon
+
+
+@dataclass
+class ConfidenceSmoothing:
+    """Model-accuracy confidence (Siedel et al. 2025, "Combined Image Data Augmentations diminish the benefits of
+    Adaptive Label Smoothing"; code: Georgsiedel/soft_label_random_augmentation, its exact_model_accuracy mapping):
+    a degraded image's true class keeps confidence c = the accuracy of a reference model on validation images
+    degraded with the same type and level, the rest over the other K - 1 classes (epsilon = 1 - c).
+
+    ``reference``: the reference model's checkpoint (a training checkpoint of this project or a reference state
+    dict). ``table`` {type: accuracy at each of ``levels`` evenly spaced levels in [0, 1]}, linearly interpolated;
+    None: estimated before training on validation images (train.py: ``estimation.images`` of them). Undegraded
+    images keep hard labels; c never falls below chance, 1/K. ``relative``: c divided by the reference's accuracy
+    at level 0 of the type (capped at 1), for a reference model far from perfect (not in the paper).
+    """
+
+    reference: str | None = None
+    levels: int = 11
+    table: dict[str, list[float]] | None = None
+    relative: bool = False
+    spread: str = "others"
+    name: ClassVar[str] = "confidence"
+
+    def __post_init__(self) -> None:
+        check_integer("levels", self.levels, 2)
+        self.table = checked_table(self.table, self.levels)
+        require("reference", self.reference, self.table is not None or bool(self.reference),
+                "must name the reference model's checkpoint (labels.reference=<path>), or labels.table give the "
+                "accuracies")
+        require("relative", self.relative, isinstance(self.relative, bool), "must be true or false")
+        check_choice("spread", self.spread, SPREADS)
+        self._grid: Tensor | None = None
+
+    def fit_reference(self, classifier, images: Tensor, labels: Tensor, degrader: Degrader,
+                      generator: torch.Generator, batch_size: int = 500) -> dict[str, Any]:
+        """Estimate the table: ``classifier``'s accuracy on ``images`` (validation, [0, 1]) at every level of every
+        type of ``degrader``."""
+        if self.table is None:
+            def correct(_: Tensor, degraded: Tensor) -> Tensor:
+                with torch.inference_mode():
+                    logits = torch.cat([classifier(chunk) for chunk in degraded.split(batch_size)])
+                return (logits.argmax(dim=1) == labels).float()
+
+            levels = torch.linspace(0, 1, self.levels, dtype=torch.float64).tolist()
+            curves = epsilon_by_level(images, degrader.types, levels, correct, generator,
+                                      "reference accuracy", **degrader.settings)
+            self.table = {name: hits.mean(dim=1).tolist() for name, hits in curves.items()}
+        missing = [name for name in degrader.types if name not in self.table]
+        require("table", list(self.table), not missing, f"has no row for the degradation(s) {', '.join(missing)}")
+        self._grid = None
+        return {"levels": self.levels, "table": self.table}
+
+    def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
+        if self.table is None:
+            raise RuntimeError("labels=confidence has no table yet: fit_reference() runs before training")
+        self._grid = table_grid(self.table, self.levels, batch.classes.device, self._grid)
+        grid = self._grid
+        if self.relative:
+            grid = (grid / grid[:, :1].clamp(min=1e-12)).clamp(max=1)
+        confidence = look_up(grid, batch.degradation, batch.level, undegraded=1.0).clamp(min=1 / num_classes)
+        epsilon = 1 - confidence
+        return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon

@@ -17,6 +17,7 @@ from typing import Any
 from infomatch.augment import Degrader, Mixer
 from infomatch.data import CIFAR100DataModule, SyntheticDataModule
 from infomatch.labels import (
+    ConfidenceSmoothing,
     HardLabels,
     InformationMatching,
     LabelSmoothing,
@@ -32,7 +33,7 @@ from infomatch.utils.errors import UnsafeCheckpointError
 # the strategies that existed when they lived in infomatch.targets, then the peers' rules
 MOVED_STRATEGIES = (HardLabels, LabelSmoothing, LevelSmoothing, InformationMatching, MatchedSmoothing,
                     ScheduleSmoothing)
-LABEL_STRATEGIES = (*MOVED_STRATEGIES, MollifiedSmoothing, VisibilitySmoothing)
+LABEL_STRATEGIES = (*MOVED_STRATEGIES, MollifiedSmoothing, VisibilitySmoothing, ConfidenceSmoothing)
 
 # config group -> {the `_target_` the project's configs name: its class}
 TRUSTED_CLASSES: dict[str, dict[str, type]] = {

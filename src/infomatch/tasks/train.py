@@ -17,7 +17,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from infomatch.data.stage import TrainingStage
+from infomatch.data.stage import TrainingStage, to_unit_range
+from infomatch.evaluation.checkpoints import load_model
 from infomatch.runs.checkpoint_io import AtomicCheckpointIO, atomic_write, load_plain
 from infomatch.runs.failures import in_sweep
 from infomatch.runs.validation import check_distributed, check_new_output, check_resume, validate_train_config
@@ -98,24 +99,50 @@ def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> InfoMatc
 
 
 def fit_label_strategy(strategy: Any, datamodule: L.LightningDataModule, images: int, seed: int) -> dict[str, Any]:
-    """Run the strategy's estimation hook, if it has one, on a fixed sample of training images.
+    """Run the strategy's estimation hook, if it has one: ``fit`` on a fixed sample of training images,
+    ``fit_reference`` (labels=confidence) with its reference model on a fixed sample of validation images.
 
     The sample (the first ``images`` of a permutation seeded with ``seed``, independent of the run seed) is
-    cropped, flipped and degraded on the CPU exactly as the training stage would, so every run, seed and
-    device estimates the same numbers.
+    cropped, flipped and degraded on the CPU exactly as the training stage would (validation images: not
+    cropped), so every run, seed and device estimates the same numbers.
     """
-    if not hasattr(strategy, "fit"):
+    if not hasattr(strategy, "fit") and not hasattr(strategy, "fit_reference"):
         return {}
     datamodule.setup("fit")
-    train_images = datamodule.train_set[0]
     generator = torch.Generator().manual_seed(seed)
-    chosen = torch.randperm(len(train_images), generator=generator)[:images]
-    clean, _ = datamodule.stage.clean_images(train_images[chosen], generator)
-    estimates = strategy.fit(clean, datamodule.stage.degrader, generator)
+    if hasattr(strategy, "fit"):
+        train_images = datamodule.train_set[0]
+        chosen = torch.randperm(len(train_images), generator=generator)[:images]
+        clean, _ = datamodule.stage.clean_images(train_images[chosen], generator)
+        estimates, sample = strategy.fit(clean, datamodule.stage.degrader, generator), "training"
+    else:
+        val_images, val_labels = datamodule.val_set
+        if len(val_labels) == 0:
+            raise ConfigError(f"labels={strategy.name} estimates on validation images, but data.val_size=0")
+        chosen = torch.randperm(len(val_labels), generator=generator)[:images]
+        reference = reference_classifier(strategy, datamodule.num_classes)
+        estimates = strategy.fit_reference(reference, to_unit_range(val_images[chosen]), val_labels[chosen],
+                                           datamodule.stage.degrader, generator)
+        sample = "validation"
     if estimates:
-        log.info("labels=%s estimated on %d training images (seed %d): %s", strategy.name, len(chosen), seed,
+        log.info("labels=%s estimated on %d %s images (seed %d): %s", strategy.name, len(chosen), sample, seed,
                  json.dumps(estimates))
     return estimates
+
+
+def reference_classifier(strategy: Any, num_classes: int) -> torch.nn.Module | None:
+    """The reference model labels=confidence names (read through the trusted loader, on the CPU); None when the
+    strategy already holds its table."""
+    if strategy.table is not None:
+        return None
+    path = Path(strategy.reference).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"labels.reference={strategy.reference}: no such checkpoint file")
+    model = load_model(path)
+    if model.num_classes != num_classes:
+        raise ConfigError(f"labels.reference={strategy.reference} has {model.num_classes} classes, the data set "
+                          f"{num_classes}")
+    return model.classifier.float().eval()
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
