@@ -41,7 +41,9 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("option", options("labels"))
 def test_labels_options(make_config, option):
-    strategy = instantiate(make_config(f"labels={option}").labels)
+    # confidence has no default reference model: the user names one
+    needed = {"confidence": ["labels.reference=reference.ckpt"]}.get(option, [])
+    strategy = instantiate(make_config(f"labels={option}", *needed).labels)
     assert strategy.name == option
 
 
