@@ -355,6 +355,18 @@ def test_im_with_another_measure_is_its_own_strategy(sweep, tmp_path):
     assert load_model(best(sweep, "1_im_all_seed0")).strategy == "im"
 
 
+def test_a_policy_and_mixing_make_their_own_strategy(sweep, tmp_path):
+    # so that an im + mixup run and a plain im run of one seed do not share a name in one evaluation
+    checkpoint = torch.load(best(sweep, "1_im_all_seed0"), map_location="cpu", weights_only=True)
+    config = checkpoint["infomatch_config"]
+    config["base_augment"]["policy"] = {"_target_": "infomatch.base_augment.TrivialAugment", "bins": 31}
+    config["base_augment"]["random_erasing"] = 0.25
+    config["mix"] = {"_target_": "infomatch.augment.Mixer", "kind": "mixup", "alpha": 1.0}
+    torch.save(checkpoint, tmp_path / "recipe.ckpt")
+    model = load_model(tmp_path / "recipe.ckpt")
+    assert (model.strategy, model.name) == ("im_trivialaugment_erasing_mixup", "im_trivialaugment_erasing_mixup_seed0")
+
+
 FIXTURE = ROOT / "tests" / "fixtures" / "checkpoint_2026-12-02"
 
 
