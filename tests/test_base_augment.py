@@ -13,6 +13,7 @@ from torchvision.transforms.autoaugment import _apply_op
 
 from infomatch.base_augment import (
     OPS,
+    POLICIES,
     AugMix,
     AutoAugment,
     BaseAugment,
@@ -131,7 +132,7 @@ def test_trivialaugment_draws_ops_bins_and_signs_uniformly():
     policy = TrivialAugment()
     draws = 60_000
     [(op, magnitude)] = policy.sample(draws, 32, 32, torch.Generator().manual_seed(0), torch.device("cpu"))
-    names = policy.space.names
+    names = policy.space(32, 32).names
     assert len(names) == 14 and "invert" not in names
     for name in names:
         assert within(int((op == OPS.index(name)).sum()), draws, 1 / 14), name
@@ -283,3 +284,13 @@ def test_crop_flip_offsets_cover_the_range_and_repeat_with_a_seed():
     positions = out[:, 0].flatten(1).argmax(1)
     assert set(positions.tolist()) == set(range(9))
     assert torch.equal(out, crop_flip(x, padding=1, generator=torch.Generator().manual_seed(0))[0])
+
+
+@pytest.mark.parametrize("name", ["trivialaugment", "randaugment", "autoaugment", "augmix"])
+def test_policies_build_their_op_tables_once_per_shape_and_device(name):
+    policy = POLICIES[name]()
+    space = policy.space_on(32, 32, "cpu")
+    assert policy.space_on(32, 32, torch.device("cpu")) is space
+    assert torch.equal(space.magnitudes, policy.space(32, 32).magnitudes)
+    if name in ("randaugment", "autoaugment", "augmix"):  # their translations scale with the image size
+        assert not torch.equal(policy.space_on(64, 64, "cpu").magnitudes, space.magnitudes)

@@ -21,26 +21,29 @@ Step = tuple[Tensor, Tensor]  # (op index into OPS, magnitude), each (B,)
 
 @dataclass(frozen=True)
 class OpSpace:
-    """A policy's ops with their magnitude bins: ``magnitudes`` (ops, bins), zero for ops without one."""
+    """A policy's ops with their magnitude bins: ``magnitudes`` (ops, bins), zero for ops without one;
+    ``op_indices`` each op's index into OPS. ``on(device)`` is the same space on ``device``."""
 
     names: tuple[str, ...]
     magnitudes: Tensor
     signed: Tensor
+    op_indices: Tensor
 
     @classmethod
     def build(cls, space: dict[str, tuple[Tensor | None, bool]], bins: int) -> OpSpace:
         rows = [values.float() if values is not None else torch.zeros(bins) for values, _ in space.values()]
-        return cls(tuple(space), torch.stack(rows), torch.tensor([signed for _, signed in space.values()]))
+        return cls(tuple(space), torch.stack(rows), torch.tensor([signed for _, signed in space.values()]),
+                   torch.tensor([OPS.index(name) for name in space]))
 
-    def op_indices(self, device: torch.device) -> Tensor:
-        return torch.tensor([OPS.index(name) for name in self.names], device=device)
+    def on(self, device: torch.device) -> OpSpace:
+        return OpSpace(self.names, self.magnitudes.to(device), self.signed.to(device), self.op_indices.to(device))
 
     def step(self, slot: Tensor, bin_index: Tensor, generator: torch.Generator | None) -> Step:
-        """(OPS index, magnitude) of op ``slot`` of this space at ``bin_index``, negated at random when signed."""
-        device = slot.device
-        magnitude = self.magnitudes.to(device)[slot, bin_index]
-        negate = self.signed.to(device)[slot] & (torch.randint(2, slot.shape, generator=generator, device=device) == 1)
-        return self.op_indices(device)[slot], torch.where(negate, -magnitude, magnitude)
+        """(OPS index, magnitude) of op ``slot`` of this space at ``bin_index``, negated at random when signed;
+        the space must be on ``slot``'s device."""
+        magnitude = self.magnitudes[slot, bin_index]
+        negate = self.signed[slot] & (torch.randint(2, slot.shape, generator=generator, device=slot.device) == 1)
+        return self.op_indices[slot], torch.where(negate, -magnitude, magnitude)
 
 
 def _geometric_and_colour(bins: int, shear: float, translate_x: float, translate_y: float, rotate: float,
@@ -68,6 +71,18 @@ class Policy:
 
     interpolation = "nearest"
 
+    def space(self, height: int, width: int) -> OpSpace:
+        raise NotImplementedError
+
+    def space_on(self, height: int, width: int, device: torch.device) -> OpSpace:
+        """``space(height, width)`` on ``device``, built once per (height, width, device): on a GPU each small
+        tensor built or copied per batch costs a launch or a transfer."""
+        cache = self.__dict__.setdefault("_spaces", {})
+        key = (height, width, torch.device(device))
+        if key not in cache:
+            cache[key] = self.space(height, width).on(device)
+        return cache[key]
+
     def sample(self, batch_size: int, height: int, width: int, generator: torch.Generator | None,
                device: torch.device) -> list[Step]:
         raise NotImplementedError
@@ -90,12 +105,16 @@ class TrivialAugment(Policy):
         self.bins = bins
         space = {"identity": (None, False),
                  **_geometric_and_colour(bins, 0.99, 32.0, 32.0, 135.0, 0.99, posterize_bits=6)}
-        self.space = OpSpace.build(space, bins)
+        self._space = OpSpace.build(space, bins)
 
     def sample(self, batch_size, height, width, generator, device):
-        slot = torch.randint(len(self.space.names), (batch_size,), generator=generator, device=device)
+        space = self.space_on(height, width, device)
+        slot = torch.randint(len(space.names), (batch_size,), generator=generator, device=device)
         bin_index = torch.randint(self.bins, (batch_size,), generator=generator, device=device)
-        return [self.space.step(slot, bin_index, generator)]
+        return [space.step(slot, bin_index, generator)]
+
+    def space(self, height: int, width: int) -> OpSpace:
+        return self._space  # TrivialAugmentWide's translations are 32 px whatever the image size, as torchvision
 
 
 class RandAugment(Policy):
@@ -113,7 +132,7 @@ class RandAugment(Policy):
         return OpSpace.build(space, self.bins)
 
     def sample(self, batch_size, height, width, generator, device):
-        space = self.space(height, width)
+        space = self.space_on(height, width, device)
         steps = []
         for _ in range(self.num_ops):
             slot = torch.randint(len(space.names), (batch_size,), generator=generator, device=device)
@@ -154,16 +173,28 @@ class AutoAugment(Policy):
                                          posterize_bits=4), "invert": (None, False)}
         return OpSpace.build(space, 10)
 
+    def _sub_policies(self, space: OpSpace, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """(2, sub-policies) op slots, probabilities and magnitude bins of the table, once per device."""
+        cache = self.__dict__.setdefault("_tables", {})
+        device = torch.device(device)
+        if device not in cache:
+            table = self.POLICIES[self.policy]
+            cache[device] = tuple(torch.tensor([[column(sub[position]) for sub in table] for position in range(2)],
+                                               device=device)
+                                  for column in (lambda op: space.names.index(op[0]), lambda op: op[1],
+                                                 lambda op: op[2] or 0))
+        return cache[device]
+
     def sample(self, batch_size, height, width, generator, device):
-        space = self.space(height, width)
+        space = self.space_on(height, width, device)
         table = self.POLICIES[self.policy]
         chosen = torch.randint(len(table), (batch_size,), generator=generator, device=device)
         applied = torch.rand(batch_size, 2, generator=generator, device=device)
+        slots, probabilities, bins = self._sub_policies(space, device)
         steps = []
         for position in range(2):
-            slot = torch.tensor([space.names.index(sub[position][0]) for sub in table], device=device)[chosen]
-            probability = torch.tensor([sub[position][1] for sub in table], device=device)[chosen]
-            bin_index = torch.tensor([sub[position][2] or 0 for sub in table], device=device)[chosen]
+            slot, probability = slots[position][chosen], probabilities[position][chosen]
+            bin_index = bins[position][chosen]
             op, magnitude = space.step(slot, bin_index, generator)
             skipped = applied[:, position] > probability
             steps.append((op.masked_fill(skipped, IDENTITY), magnitude.masked_fill(skipped, 0.0)))
@@ -201,7 +232,7 @@ class AugMix(Policy):
 
     def sample_mix(self, batch_size, height, width, generator, device) -> tuple[list[list[Step]], Tensor]:
         """(chains: ``width`` lists of steps, weights (B, 1 + width): the original's, then each chain's)."""
-        space = self.space(height, width)
+        space = self.space_on(height, width, device)
         original = torch._sample_dirichlet(torch.full((batch_size, 2), float(self.alpha), device=device),
                                            generator=generator)
         chain_weights = torch._sample_dirichlet(torch.full((batch_size, self.width), float(self.alpha),
