@@ -22,12 +22,13 @@ from infomatch.utils.checks import check_integer, check_number, require
 class BaseAugment:
     """``crop_flip``: random crop from the zero-padded image (``padding``) + horizontal flip; ``soft_crop``: instead,
     Soft Augmentation's flip + shift by int(N(0, soft_crop_sigma^2)) per axis, the rest filled with ``fill`` (uint8
-    per channel); ``policy``: one of the AutoAugment family (``infomatch.base_augment.TrivialAugment``, ...) or None;
-    ``random_erasing``: the probability per image of erasing a random rectangle (0: off)."""
+    per channel, by default CIFAR-100's mean colour); ``policy``: one of the AutoAugment family
+    (``infomatch.base_augment.TrivialAugment``, ...) or None; ``random_erasing``: the probability per image of
+    erasing a random rectangle (0: off)."""
 
     def __init__(self, crop_flip: bool = True, padding: int = 4, policy: Policy | None = None,
                  random_erasing: float = 0.0, soft_crop: bool = False, soft_crop_sigma: float = 12.0,
-                 fill: Sequence[int] = (0, 0, 0)) -> None:
+                 fill: Sequence[int] = (129, 124, 112)) -> None:
         require("crop_flip", crop_flip, isinstance(crop_flip, bool), "must be true or false")
         require("soft_crop", soft_crop, isinstance(soft_crop, bool), "must be true or false")
         require("soft_crop", soft_crop, not (soft_crop and crop_flip),
@@ -48,6 +49,13 @@ class BaseAugment:
                 else f"crop_flip={self.crop_flip}, padding={self.padding}")
         return f"BaseAugment({crop}, policy={self.policy!r}, random_erasing={self.random_erasing})"
 
+    def _fill_on(self, device: torch.device) -> Tensor:
+        """The fill colour as a uint8 tensor on ``device``, made once per device rather than copied per batch."""
+        cache = self.__dict__.setdefault("_fills", {})
+        if device not in cache:
+            cache[device] = torch.tensor(self.fill, dtype=torch.uint8, device=device)
+        return cache[device]
+
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """uint8 (B, C, H, W) -> (uint8 images, (B,) visible fraction after the crop, 1 without one); no random
         draw for a step that is off, so the others' streams stay put."""
@@ -55,9 +63,9 @@ class BaseAugment:
         if self.crop_flip:
             images, visible = crop_and_flip(images, self.padding, generator=generator)
         elif self.soft_crop:
-            fill = torch.tensor(self.fill, dtype=torch.uint8, device=images.device)
             require("fill", self.fill, len(self.fill) == images.shape[1], f"must have {images.shape[1]} values")
-            images, visible = soft_crop_and_flip(images, self.soft_crop_sigma, fill, generator=generator)
+            images, visible = soft_crop_and_flip(images, self.soft_crop_sigma, self._fill_on(images.device),
+                                                 generator=generator)
         if self.policy is not None:
             images = self.policy(images, generator)
         if self.random_erasing > 0:
