@@ -35,18 +35,21 @@ def diffusion(
     beta_end: float = 0.02,
 ) -> Tensor:
     """DDPM forward noise at t = int(level * (T - 1)); t = 0 leaves the image untouched."""
-    t = (wide_float(level) * (timesteps - 1)).long().clamp(0, timesteps - 1)
+    t = _diffusion_step(level, timesteps)
     signal, noise_scale = _diffusion_schedule(timesteps, beta_start, beta_end, x.device, x.dtype)
     return _variance_preserving(x, signal[t], noise_scale[t], t == 0, generator)
+
+
+def _diffusion_step(level: Tensor, timesteps: int) -> Tensor:
+    return (wide_float(level) * (timesteps - 1)).long().clamp(0, timesteps - 1)
 
 
 def diffusion_noise_share(level: Tensor, timesteps: int = 1000, beta_start: float = 1e-4,
                           beta_end: float = 0.02) -> Tensor:
     """1 / (1 + SNR) = 1 - abar_t at the step ``diffusion`` takes for ``level``, in the device's widest float."""
     level = wide_float(level)
-    t = (level * (timesteps - 1)).long().clamp(0, timesteps - 1)
     signal, _ = _diffusion_schedule(timesteps, beta_start, beta_end, level.device, level.dtype)
-    return 1 - signal[t].pow(2)
+    return 1 - signal[_diffusion_step(level, timesteps)].pow(2)
 
 
 def _variance_preserving(x: Tensor, signal: Tensor, noise_scale: Tensor, unchanged: Tensor,
@@ -63,6 +66,11 @@ def noise(x: Tensor, level: Tensor, generator: torch.Generator | None = None) ->
     sin(pi d / 2), on the image scaled to [-1, 1] (theirs: the normalized image) and clamped back to [0, 1]."""
     angle = wide_float(level) * (math.pi / 2)
     return _variance_preserving(x, angle.cos().to(x.dtype), angle.sin().to(x.dtype), level == 0, generator)
+
+
+def noise_share(level: Tensor) -> Tensor:
+    """1 / (1 + SNR) = sin^2(pi d / 2) of ``noise`` at ``level``, in the device's widest float."""
+    return torch.sin(wide_float(level) * (math.pi / 2)).pow(2)
 
 
 def _reflect(index: Tensor, size: int) -> Tensor:

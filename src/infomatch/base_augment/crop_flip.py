@@ -23,11 +23,12 @@ def _shifted(x: Tensor, shift_rows: Tensor, shift_cols: Tensor, flip: Tensor, pa
     rows = shift_rows[:, None] + padding + torch.arange(height, device=x.device)  # (B, H), in padded coordinates
     cols = shift_cols[:, None] + padding + torch.arange(width, device=x.device)
     cols = torch.where(flip[:, None], cols.flip(1), cols)
-    padded = F.pad(x, (padding, padding, padding, padding))
-    if fill is not None:
-        inside = torch.zeros(height + 2 * padding, width + 2 * padding, dtype=torch.bool, device=x.device)
-        inside[padding:padding + height, padding:padding + width] = True
-        padded = torch.where(inside, padded, fill.to(x.dtype).view(1, -1, 1, 1))
+    if fill is None:
+        padded = F.pad(x, (padding, padding, padding, padding))
+    else:  # the image on a canvas of the fill colour
+        padded = fill.to(device=x.device, dtype=x.dtype).view(1, -1, 1, 1).repeat(
+            batch, 1, height + 2 * padding, width + 2 * padding)
+        padded[:, :, padding:padding + height, padding:padding + width] = x
     # one gather of flat pixel indices: 3-6x faster than advanced indexing with four index tensors
     index = (rows[:, :, None] * (width + 2 * padding) + cols[:, None, :]).view(batch, 1, -1)
     return padded.flatten(2).gather(2, index.expand(-1, channels, -1)).view(batch, channels, height, width)
@@ -61,12 +62,12 @@ def soft_crop(x: Tensor, sigma: float = 12.0, fill: Tensor | None = None,
               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """(images, visible fraction): Soft Augmentation's crop (Liu et al., CVPR 2023; code: youngleox/soft_augmentation):
     horizontal flip with p = 0.5, then the image shifted by an offset per axis drawn from int(N(0, sigma^2)) within
-    +-(image side), the uncovered area filled with ``fill`` (C,) (the reference: about the data set's mean colour).
+    +-(image side), the uncovered area filled with ``fill`` (C,) (None: zeros; the reference: about the data set's
+    mean colour).
     """
     batch, _, height, width = x.shape
     flip = torch.rand(batch, generator=generator, device=x.device) < 0.5
     shift_rows = _truncated_normal_shift(sigma, height, batch, generator, x.device)
     shift_cols = _truncated_normal_shift(sigma, width, batch, generator, x.device)
-    fill = fill if fill is not None else torch.zeros(x.shape[1], device=x.device)
-    shifted = _shifted(x, shift_rows, shift_cols, flip, max(height, width), fill.to(x.device))
+    shifted = _shifted(x, shift_rows, shift_cols, flip, max(height, width), fill)
     return shifted, visible_fraction(shift_rows, shift_cols, height, width)

@@ -22,7 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from infomatch.augment import DEGRADATIONS, Degrader, apply_degradations
-from infomatch.augment.degradations import diffusion_noise_share
+from infomatch.augment.degradations import diffusion_noise_share, noise_share
 from infomatch.data.batch import TrainingBatch
 from infomatch.labels.measures import MEASURES, adjusted_nmi, ssim
 from infomatch.labels.nmi import chance_nmi, check_bins, nmi
@@ -205,10 +205,8 @@ def checked_table(table: dict | None, levels: int) -> dict[str, list[float]] | N
     return table
 
 
-def table_grid(table: dict[str, list[float]], levels: int, device: torch.device, cached: Tensor | None) -> Tensor:
-    """(len(DEGRADATIONS), levels) tensor of ``table`` on ``device`` (rows it lacks: 0); ``cached`` when it is there."""
-    if cached is not None and cached.device == device:
-        return cached
+def table_grid(table: dict[str, list[float]], levels: int, device: torch.device) -> Tensor:
+    """(len(DEGRADATIONS), levels) tensor of ``table`` on ``device`` (rows it lacks: 0)."""
     return torch.tensor([table.get(name, [0.0] * levels) for name in DEGRADATIONS], device=device)
 
 
@@ -258,7 +256,9 @@ class ScheduleSmoothing(MeasuredSmoothing):
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         if self.table is None:
             raise RuntimeError("labels=schedule has no table yet: call fit() before training")
-        self._grid = table_grid(self.table, self.levels, batch.classes.device, self._grid)
+        device = batch.classes.device
+        if self._grid is None or self._grid.device != device:
+            self._grid = table_grid(self.table, self.levels, device)
         epsilon = look_up(self._grid, batch.degradation, batch.level, undegraded=0.0)
         return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
 
@@ -299,8 +299,7 @@ class MollifiedSmoothing:
     def noise_share(self, degradation: Tensor, level: Tensor) -> Tensor:
         """(B,) gamma before the powers are applied: the noise share 1 / (1 + SNR), or the blur level."""
         level = wide_float(level)
-        by_type = {"noise": torch.sin(level * (torch.pi / 2)).pow(2), "diffusion": diffusion_noise_share(level),
-                   "heat": level, "blur": level}
+        by_type = {"noise": noise_share(level), "diffusion": diffusion_noise_share(level), "heat": level, "blur": level}
         share = torch.zeros_like(level)
         for name, value in by_type.items():
             power = self.noise_power if name in self.NOISE_TYPES else self.blur_power
@@ -409,10 +408,10 @@ class ConfidenceSmoothing:
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         if self.table is None:
             raise RuntimeError("labels=confidence has no table yet: fit_reference() runs before training")
-        self._grid = table_grid(self.table, self.levels, batch.classes.device, self._grid)
-        grid = self._grid
-        if self.relative:
-            grid = (grid / grid[:, :1].clamp(min=1e-12)).clamp(max=1)
-        confidence = look_up(grid, batch.degradation, batch.level, undegraded=1.0).clamp(min=1 / num_classes)
+        device = batch.classes.device
+        if self._grid is None or self._grid.device != device:  # the confidence grid, relative or not, made once
+            grid = table_grid(self.table, self.levels, device)
+            self._grid = (grid / grid[:, :1].clamp(min=1e-12)).clamp(max=1) if self.relative else grid
+        confidence = look_up(self._grid, batch.degradation, batch.level, undegraded=1.0).clamp(min=1 / num_classes)
         epsilon = 1 - confidence
         return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
