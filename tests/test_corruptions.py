@@ -479,13 +479,15 @@ def test_official_files_are_read_per_severity(make_config, sweep, tmp_path):
     results = evaluate(make_config(*DATA, *QUICK, "plots=false", f"ckpt={root / '0_hard_all_seed0'}",
                                    "corruptions=cifar100c", f"corruptions.root={tmp_path / 'c'}",
                                    "corruptions.names=[contrast,fog]", "corruptions.severities=[2,5]", "subset=12",
-                                   config_name="evaluate"))
+                                   "corruptions.num_images=7", config_name="evaluate"))
     part = results["corruptions"]
     assert part["label"] == "official files" and part["names"] == ["fog", "contrast"]
+    # the clean metrics keep the 12 images, each corrupted set scores its first 7
+    assert results["evaluation"]["num_images"] == 12 and part["num_images"] == 7
     for index, severity in enumerate((2, 5)):
-        expected = torch.from_numpy(stack[(severity - 1) * 20:(severity - 1) * 20 + 12]).permute(0, 3, 1, 2)
+        expected = torch.from_numpy(stack[(severity - 1) * 20:(severity - 1) * 20 + 7]).permute(0, 3, 1, 2)
         assert part["models"]["hard_seed0"]["sets"]["fog"]["top1"][index] == pytest.approx(
-            accuracy(nets["hard_seed0"], expected, labels[:12]))
+            accuracy(nets["hard_seed0"], expected, labels[:7]))
 
 
 def test_official_file_problems_name_the_file(make_config, tmp_path):
@@ -502,6 +504,8 @@ def test_official_file_problems_name_the_file(make_config, tmp_path):
         OfficialCorruptions(str(folder), names=["fogg"])
     with pytest.raises(EvaluationError, match="severities"):
         OfficialCorruptions(str(folder), names=["fog"], severities=[0, 6])
+    with pytest.raises(EvaluationError, match="num_images=0 must be a positive"):
+        RegeneratedCorruptions(num_images=0)
     source = OfficialCorruptions(str(folder), names=["fog"])
     with pytest.raises(EvaluationError, match="20 images per severity"):
         source.check(images.repeat(2, 1, 1, 1), labels.repeat(2))

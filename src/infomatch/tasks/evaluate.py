@@ -164,9 +164,10 @@ def degradation_phase(run: Evaluation, cfg: DictConfig, models: dict[str, dict[s
 def corruption_phase(run: Evaluation, corruptions: Any, cfg: DictConfig, models: dict[str, dict[str, Any]],
                      baseline: str | None) -> dict[str, Any]:
     """CIFAR-100-C (official files or regenerated): errors per corruption and severity, and mCE to ``baseline``."""
-    scores = corruption_scores(run.classifiers, run.names, corruptions, run.images, run.labels, cfg.seed,
+    images, labels = run.images[:corruptions.num_images], run.labels[:corruptions.num_images]
+    scores = corruption_scores(run.classifiers, run.names, corruptions, images, labels, cfg.seed,
                                run.batch_size, run.datamodule.num_classes, cfg.ece_bins)
-    return {"corruptions": corruption_results(scores, corruptions, models, baseline, len(run.labels))}
+    return {"corruptions": corruption_results(scores, corruptions, models, baseline, len(labels))}
 
 
 def comparison_phase(models: dict[str, dict[str, Any]], baselines: list[str]) -> dict[str, Any]:
@@ -191,7 +192,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     baselines = _as_list(cfg.get("compare_to"))
     mce_baseline = baselines[0] if baselines else None  # the corruption errors (mCE) take the first
     if corruptions is not None:
-        corruptions.check(run.images, run.labels)
+        corruptions.check(run.images[:corruptions.num_images], run.labels[:corruptions.num_images])
         check_baseline(mce_baseline, run.names, [model.strategy for model in run.models])
     log.info("evaluating %d model(s) on %d test images of %s on %s", len(run.models), len(run.labels),
              run.data["_target_"].rsplit(".", 1)[-1], run.device)

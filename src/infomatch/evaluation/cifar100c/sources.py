@@ -43,6 +43,14 @@ def resolve_severities(severities: int | Sequence[int]) -> list[int]:
     return sorted(set(chosen))
 
 
+def resolve_num_images(num_images: int | None) -> int | None:
+    """None: every evaluated test image; N: the first N of them in each corrupted set (the clean metrics keep all)."""
+    if num_images is not None and (not isinstance(num_images, int) or num_images < 1):
+        raise EvaluationError(f"corruptions.num_images={num_images} must be a positive number of test images or "
+                              "null (all evaluated test images)")
+    return num_images
+
+
 class OfficialCorruptions:
     """The released files: ``<name>.npy`` uint8 (5 n, 32, 32, 3) = the n test images at severity 1, then 2, ..., 5,
     and ``labels.npy`` (5 n,). Memory-mapped: only the batches being scored are read."""
@@ -51,10 +59,11 @@ class OfficialCorruptions:
     label = "official files"
 
     def __init__(self, root: str, names: str | Sequence[str] = "benchmark",
-                 severities: Sequence[int] = SEVERITIES) -> None:
+                 severities: Sequence[int] = SEVERITIES, num_images: int | None = None) -> None:
         self.root = Path(root)
         self.names = resolve_names(names)
         self.severities = resolve_severities(severities)
+        self.num_images = resolve_num_images(num_images)
         self.missing: list[str] = []
         if not self.root.is_dir():
             raise EvaluationError(f"corruptions.root={root}: no such folder. Download CIFAR-100-C "
@@ -120,11 +129,13 @@ class RegeneratedCorruptions:
     kind = "regenerated"
     label = "regenerated, not the official files"
 
-    def __init__(self, names: str | Sequence[str] = "benchmark", severities: Sequence[int] = SEVERITIES) -> None:
+    def __init__(self, names: str | Sequence[str] = "benchmark", severities: Sequence[int] = SEVERITIES,
+                 num_images: int | None = None) -> None:
         requested = resolve_names(names)
         self.names = [name for name in requested if name in CORRUPTIONS]
         self.missing = [name for name in requested if name in NOT_REGENERATED]
         self.severities = resolve_severities(severities)
+        self.num_images = resolve_num_images(num_images)
         if not self.names:
             raise EvaluationError(f"corruptions.names={requested}: none of these can be regenerated "
                                   f"({', '.join(NOT_REGENERATED)} need the official files: corruptions=cifar100c)")
