@@ -103,6 +103,42 @@ def test_a_block_names_its_baselines(study):
     assert hard_to_im.split(" | ")[1].startswith(f"**{-100 * sum(differences) / 3:+.2f} [")
 
 
+def corrupted(models: dict, top1: dict[str, float], settings: dict | None = None) -> dict:
+    """The corruptions part of metrics.json: each model's summary has mean_top1_all as given, the rest fixed."""
+    summary = {"mean_top1_resemble_training": 0.2, "mean_top1_other": 0.3, "mean_nll": 4.0, "mean_ece": 0.1}
+    return {"source": "regenerated", "label": "regenerated, not the official files", "names": ["fog"],
+            "severities": [1, 2, 3, 4, 5], "num_images": 2000, **(settings or {}),
+            "models": {name: {"summary": summary | {"mean_top1_all": top1[name]}} for name in models}}
+
+
+def test_corruption_table_pairs_the_models_with_corruption_scores(study):
+    # day 3 re-evaluates seeds 1 and 2 with corruptions; seed 0 has none, so the corruption table pairs two seeds
+    models = {"hard_seed1": model("hard", 1, 0.20, 0.04), "hard_seed2": model("hard", 2, 0.15, 0.06),
+              "im_seed1": model("im", 1, 0.32, 0.12), "im_seed2": model("im", 2, 0.40, 0.02)}
+    top1 = {"hard_seed1": 0.10, "hard_seed2": 0.14, "im_seed1": 0.13, "im_seed2": 0.18}
+    folder = study / "evaluations" / "2026-11-03"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"evaluation": SETTINGS, "models": models,
+                                                     "corruptions": corrupted(models, top1)}))
+    text = results.study_markdown(study)
+    section = text[text.index("CIFAR-100-C (regenerated"):]
+    assert "4 models" in section
+    assert [line for line in section.splitlines() if line.startswith("| hard |")][0].startswith("| hard | 2 | 12.00 ± ")
+    # im - hard per seed: +0.03, +0.04; paired t with 1 degree of freedom: the interval straddles 0, not bold
+    half = T_975[1] * math.sqrt(((0.03 - 0.035) ** 2 + (0.04 - 0.035) ** 2) / 1) / math.sqrt(2)
+    im_row = [line for line in section.splitlines() if line.startswith("| im |")][-1]
+    assert im_row.split(" | ")[1] == f"+3.50 [{100 * (0.035 - half):+.2f}, {100 * (0.035 + half):+.2f}]"
+    assert "seed-paired t)" in section  # every corruption comparison is paired, so the caption says only that
+
+    other = folder.parent / "2026-11-04"
+    other.mkdir()
+    (other / "metrics.json").write_text(json.dumps({"evaluation": SETTINGS, "models": {"im_seed1": models["im_seed1"]},
+                                                    "corruptions": corrupted({"im_seed1": 0}, {"im_seed1": 0.1},
+                                                                             {"num_images": 500})}))
+    with pytest.raises(UserError, match="other corruptions"):
+        results.load_study(study)
+
+
 def test_a_block_naming_a_missing_study_is_an_error(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:nowhere -->\n<!-- /results:nowhere -->\n")

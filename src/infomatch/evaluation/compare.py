@@ -10,6 +10,7 @@ from seed noise.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,15 @@ def scalar_metrics(model: dict[str, Any]) -> dict[str, float]:
     return values
 
 
+# the CIFAR-100-C summary numbers compared (mCE is left out: its baseline differs between evaluation calls)
+CORRUPTION_SUMMARY = ("mean_top1_all", "mean_top1_resemble_training", "mean_top1_other", "mean_nll", "mean_ece")
+
+
+def corruption_metrics(model: dict[str, Any]) -> dict[str, float]:
+    """A model's CIFAR-100-C summary (``model["corruptions"]``, as the study files merge it), keys ``C <name>``."""
+    return {f"C {key}": model["corruptions"][key] for key in CORRUPTION_SUMMARY}
+
+
 def mean_interval(values: list[float]) -> tuple[float, float, float]:
     """(mean, low, high): Student t-interval of the mean (of seed-paired differences, or of one strategy's seeds)."""
     values = np.asarray(values, dtype=np.float64)
@@ -53,12 +63,15 @@ def welch_interval(sample: list[float], baseline: list[float]) -> tuple[float, f
     return difference, difference - half, difference + half
 
 
-def compare(models: dict[str, dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
-    """One row per (strategy other than ``baseline``, metric): difference, 95% CI, method, n, separated."""
+def compare(models: dict[str, dict[str, Any]], baseline: str,
+            metrics: Callable[[dict[str, Any]], dict[str, float]] = scalar_metrics) -> list[dict[str, Any]]:
+    """One row per (strategy other than ``baseline``, metric): difference, 95% CI, method, n, separated.
+
+    ``metrics``: the numbers compared per model (:func:`scalar_metrics`, or :func:`corruption_metrics`)."""
     by_strategy: dict[str, dict[Any, dict[str, float]]] = {}
     for name, model in models.items():
         by_strategy.setdefault(model["strategy"], {})[model["seed"] if model["seed"] is not None else name] = \
-            scalar_metrics(model)
+            metrics(model)
     reference = by_strategy[baseline]
     rows = []
     for strategy, runs in by_strategy.items():

@@ -35,6 +35,12 @@ COLUMNS = (
 )
 RESULT_PAGES = [Path("README.md"), Path("docs/results.md")]  # the pages whose results blocks `tables` rebuilds
 DIFFERENCE_COLUMNS = ("top1", "nll", "ece", "nll (ts)", "ece (ts)", "robust top1")
+# (corruption_metrics key, heading, scale): the CIFAR-100-C table, where a study's evaluations include corruptions
+CORRUPTION_COLUMNS = (
+    ("C mean_top1_all", "C top-1 %", 100), ("C mean_top1_resemble_training", "like training %", 100),
+    ("C mean_top1_other", "other %", 100), ("C mean_nll", "C NLL", 1), ("C mean_ece", "C ECE", 1),
+)
+CORRUPTION_SETTINGS = ("source", "names", "severities", "num_images")  # equal in every evaluation of a study
 
 
 def _run_folders(runs: Path) -> list[Path]:
@@ -79,6 +85,7 @@ def load_study(study: Path) -> dict[str, dict[str, Any]]:
                         "python -m infomatch.tasks.results collect <runs> <evaluation> <study>")
     models: dict[str, dict[str, Any]] = {}
     first_settings, first_file = None, None
+    first_corruptions, first_corruptions_file = None, None
     for file in files:
         results = json.loads(file.read_text())
         settings = _comparable(results["evaluation"])
@@ -87,17 +94,30 @@ def load_study(study: Path) -> dict[str, dict[str, Any]]:
         elif settings != first_settings:
             raise UserError(f"{file} was evaluated with other settings than {first_file} ({settings} vs "
                             f"{first_settings}); evaluate every model of a study the same way")
-        models.update(results["models"])
+        evaluated = {name: dict(model) for name, model in results["models"].items()}
+        if "corruptions" in results:
+            part = results["corruptions"]
+            corruption_settings = {key: part[key] for key in CORRUPTION_SETTINGS}
+            if first_corruptions is None:
+                first_corruptions, first_corruptions_file = corruption_settings, file
+            elif corruption_settings != first_corruptions:
+                raise UserError(f"{file} scored other corruptions than {first_corruptions_file} "
+                                f"({corruption_settings} vs {first_corruptions}); score every model the same way")
+            for name, scores in part["models"].items():
+                evaluated[name]["corruptions"] = {**scores["summary"], "label": part["label"]}
+        models.update(evaluated)
     return models
 
 
-def strategy_summary(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{strategy: {"n": seeds, metric: (mean, low, high)}}, low/high None for a single run; strategies in run order."""
+def strategy_summary(models: dict[str, dict[str, Any]], metrics=None) -> dict[str, dict[str, Any]]:
+    """{strategy: {"n": seeds, metric: (mean, low, high)}}, low/high None for a single run; strategies in run order.
+
+    ``metrics``: the numbers per model (default: compare.scalar_metrics)."""
     from infomatch.evaluation.compare import mean_interval, scalar_metrics
 
     values: dict[str, list[dict[str, float]]] = {}
     for model in models.values():
-        values.setdefault(model["strategy"], []).append(scalar_metrics(model))
+        values.setdefault(model["strategy"], []).append((metrics or scalar_metrics)(model))
     summary = {}
     for strategy, runs in values.items():
         summary[strategy] = {"n": len(runs)}
@@ -119,17 +139,44 @@ def _difference_cell(row: dict[str, Any], scale: float) -> str:
     return f"**{cell}**" if row["separated"] else cell
 
 
-def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], baseline: str) -> list[str]:
-    from infomatch.evaluation.compare import compare
+def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], baseline: str,
+                      columns=None, metrics=None) -> list[str]:
+    """Paired differences to ``baseline``; ``columns`` (key, heading, scale) default to the clean table's."""
+    from infomatch.evaluation.compare import compare, scalar_metrics
 
-    scales = {key: scale for key, _, scale in COLUMNS}
-    rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline)}
-    lines = [f"Difference to {baseline} (strategy − {baseline}) with its 95% interval (seed-paired t, or Welch "
-             "when the seeds differ); **bold**: the interval excludes 0 (separated from seed noise).", ""]
-    return lines + markdown_table(["strategy", *(heading for key, heading, _ in COLUMNS if key in DIFFERENCE_COLUMNS)],
-                          [[strategy,
-                            *(_difference_cell(rows[strategy, key], scales[key]) for key in DIFFERENCE_COLUMNS)]
+    if columns is None:
+        columns = [column for column in COLUMNS if column[0] in DIFFERENCE_COLUMNS]
+    rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline, metrics or scalar_metrics)}
+    pairing = {row["method"] for row in rows.values()}
+    how = ("seed-paired t" if pairing == {"paired t"} else "seed-paired t, or Welch when the seeds differ")
+    lines = [f"Difference to {baseline} (strategy − {baseline}) with its 95% interval ({how}); **bold**: the "
+             "interval excludes 0 (separated from seed noise)."
+             if pairing != {"none (one run)"} else
+             f"Difference to {baseline} (strategy − {baseline}): one seed each, so no interval yet.", ""]
+    return lines + markdown_table(["strategy", *(heading for _, heading, _ in columns)],
+                          [[strategy, *(_difference_cell(rows[strategy, key], scale) for key, _, scale in columns)]
                            for strategy in strategies if strategy != baseline])
+
+
+def _corruption_section(models: dict[str, dict[str, Any]], baselines: list[str]) -> list[str]:
+    """The CIFAR-100-C table of the models whose evaluation scored corruptions, and its paired differences."""
+    from infomatch.evaluation.compare import corruption_metrics
+
+    scored = {name: model for name, model in models.items() if "corruptions" in model}
+    if not scored:
+        return []
+    summary = strategy_summary(scored, corruption_metrics)
+    label = next(iter(scored.values()))["corruptions"]["label"]
+    lines = [f"CIFAR-100-C ({label}; {len(scored)} models, those evaluated without corruptions left out): mean "
+             "over the corrupted sets; like training: the noise, blur and pixelate corruptions; other: the rest.", ""]
+    lines += markdown_table(["strategy", "seeds", *(heading for _, heading, _ in CORRUPTION_COLUMNS)],
+                            [[strategy, str(group["n"]),
+                              *(_mean_cell(*group[key], scale) for key, _, scale in CORRUPTION_COLUMNS)]
+                             for strategy, group in summary.items()])
+    if len(summary) > 1:
+        for baseline in (baseline for baseline in baselines if baseline in summary):
+            lines += _difference_table(scored, list(summary), baseline, CORRUPTION_COLUMNS, corruption_metrics)
+    return lines
 
 
 def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str | None = None) -> str:
@@ -150,6 +197,7 @@ def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str 
     if len(summary) > 1:
         for baseline in (baseline for baseline in baselines if baseline in summary):
             lines += _difference_table(models, list(summary), baseline)
+    lines += _corruption_section(models, baselines)
     return "\n".join(lines).rstrip("\n")
 
 
