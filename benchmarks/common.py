@@ -12,9 +12,9 @@ from infomatch.data.datamodule import InMemoryDataModule
 from infomatch.data.stage import TrainingStage
 from infomatch.labels.strategies import InformationMatching
 from infomatch.models import ResNet18
-from infomatch.tasks.train import cpu_has_native_bf16
 from infomatch.training.module import InfoMatchModule
 from infomatch.utils.memory import keep_freed_memory
+from infomatch.utils.precision import cpu_has_native_bf16
 
 
 def build_module(width: int, num_classes: int = 100, compile: bool | str = False) -> InfoMatchModule:

@@ -27,11 +27,10 @@ from infomatch.tasks.train import (
     LOGGER_PACKAGES,
     build_callbacks,
     build_loggers,
-    cpu_has_native_bf16,
     lightning_trainer_config,
     resolve_precision,
 )
-from infomatch.utils.precision import cpu_model_name
+from infomatch.utils.precision import cpu_has_native_bf16, cpu_model_name
 
 
 def options(group: str) -> list[str]:

@@ -428,6 +428,7 @@ def test_regenerated_suite_end_to_end(make_config, sweep, tmp_path):
     assert part["label"] == "regenerated, not the official files"
     assert part["names"] == ["gaussian_noise", "snow", "fog", "saturate"] and part["missing"] == ["spatter"]
     assert part["compare_to"] == "hard" and part["num_images"] == 12
+    assert results["cost"]["seconds"] > 0 and results["cost"]["torch_threads"] >= 1  # a study adds these up
 
     # one set by hand: the first 12 test images corrupted with the documented seeding, scored by the network
     images, labels = synthetic_test_set(make_config)

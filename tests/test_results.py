@@ -139,6 +139,26 @@ def test_corruption_table_pairs_the_models_with_corruption_scores(study):
         results.load_study(study)
 
 
+def test_the_cost_line_adds_core_hours_per_cpu_and_precision(study):
+    def run(name: str, seconds: float, threads: int, precision: str, cpu: str = "AMD EPYC") -> None:
+        folder = study / "runs" / name
+        folder.mkdir(parents=True)
+        machine = {"cpu": cpu, "torch_threads": threads, "precision": precision}
+        (folder / "metrics.json").write_text(json.dumps({"fit_seconds": seconds, "machine": machine}))
+
+    assert results.cost_text(study) is None  # no runs: no line
+    run("a", 3600, 1, "32-true")
+    run("b", 1800, 2, "32-true")
+    run("c", 900, 1, "bf16-mixed")
+    evaluation = study / "evaluations" / "2026-11-01" / "metrics.json"
+    evaluation.write_text(json.dumps(json.loads(evaluation.read_text()) | {"cost": {"seconds": 720,
+                                                                                    "torch_threads": 2}}))
+    assert results.cost_text(study) == (
+        "Cost: 3 training runs, 2.2 core-hours of fit (AMD EPYC, 32-true: 2 runs, 2.0 h; AMD EPYC, bf16-mixed: "
+        "1 run, 0.2 h); 1 of 2 evaluations record theirs: 0.4 core-hours (core-hours: seconds x torch threads).")
+    assert results.cost_text(study) in results.study_markdown(study)
+
+
 def test_a_block_naming_a_missing_study_is_an_error(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:nowhere -->\n<!-- /results:nowhere -->\n")

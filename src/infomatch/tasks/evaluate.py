@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,6 +28,7 @@ from infomatch.runs.trusted import build
 from infomatch.runs.validation import build_group, validate_evaluate_config
 from infomatch.utils.errors import CheckpointError, EvaluationError
 from infomatch.utils.memory import keep_freed_memory
+from infomatch.utils.precision import cpu_has_native_bf16, cpu_model_name
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +188,7 @@ def comparison_phase(models: dict[str, dict[str, Any]], baselines: list[str]) ->
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate every checkpoint named by ``cfg.ckpt``; returns the results written to ``metrics.json``."""
+    started = time.perf_counter()
     run = prepare(cfg)
     # built and checked before any scoring, so a wrong folder or file fails in seconds
     corruptions = build_group(cfg, "corruptions") if cfg.get("corruptions") else None
@@ -213,6 +216,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     results.update(comparison_phase(models, baselines))
     aggregated = (cfg.aggregate is True or cfg.aggregate == "auto"
                   and any(group["n"] > 1 for group in results["aggregate"].values()))
+    # what the evaluation cost and where: a study states its total CPU time from these
+    results["cost"] = {"seconds": time.perf_counter() - started, "cpu": cpu_model_name(),
+                       "cpu_native_bf16": cpu_has_native_bf16(), "torch_threads": torch.get_num_threads(),
+                       "device": str(run.device)}
     output_dir = Path(cfg.paths.output_dir)
     report.write_all(results, output_dir, aggregated, cfg.plots)
     for name, model in models.items():

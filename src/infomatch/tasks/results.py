@@ -179,6 +179,35 @@ def _corruption_section(models: dict[str, dict[str, Any]], baselines: list[str])
     return lines
 
 
+def _core_hours(seconds: float, threads: int) -> float:
+    return seconds * threads / 3600
+
+
+def cost_text(study: Path) -> str | None:
+    """The study's compute from its files: training core-hours (fit seconds x torch threads) per CPU and precision,
+    and the evaluations' that recorded their cost; None when no run is in the study."""
+    runs = [json.loads(path.read_text()) for path in sorted((study / "runs").glob("*/metrics.json"))]
+    runs = [run for run in runs if "fit_seconds" in run and "machine" in run]
+    if not runs:
+        return None
+    groups: dict[tuple[str, str], list[float]] = {}
+    for run in runs:
+        machine = run["machine"]
+        where = machine.get("gpu") or machine["cpu"]
+        groups.setdefault((where, machine["precision"]), []).append(
+            _core_hours(run["fit_seconds"], machine["torch_threads"]))
+    total = sum(sum(hours) for hours in groups.values())
+    parts = "; ".join(f"{where}, {precision}: {len(hours)} run{'s' * (len(hours) > 1)}, {sum(hours):.1f} h"
+                      for (where, precision), hours in groups.items())
+    text = f"Cost: {len(runs)} training runs, {total:.1f} core-hours of fit ({parts})"
+    evaluations = [json.loads(path.read_text()) for path in sorted((study / "evaluations").glob("*/metrics.json"))]
+    costs = [evaluation["cost"] for evaluation in evaluations if "cost" in evaluation]
+    if costs:
+        hours = sum(_core_hours(cost["seconds"], cost["torch_threads"]) for cost in costs)
+        text += f"; {len(costs)} of {len(evaluations)} evaluations record theirs: {hours:.1f} core-hours"
+    return text + " (core-hours: seconds x torch threads)."
+
+
 def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str | None = None) -> str:
     """The README block of one study: per-strategy mean ± 95% CI half-width, then paired differences to each of
     ``baselines`` that the study has.
@@ -188,9 +217,12 @@ def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str 
     models = load_study(study)
     summary = strategy_summary(models)
     lines = [f"<sub>Rebuilt by `python -m infomatch.tasks.results tables` from `{shown_as or study.as_posix()}/` "
-             f"({len(models)} models).</sub>", "",
-             "Mean over seeds ± half-width of the 95% t-interval of the mean; (ts): after temperature scaling; "
-             "robust: mean over the degradation grid.", ""]
+             f"({len(models)} models).</sub>", ""]
+    cost = cost_text(study)
+    if cost:
+        lines += [cost, ""]
+    lines += ["Mean over seeds ± half-width of the 95% t-interval of the mean; (ts): after temperature scaling; "
+              "robust: mean over the degradation grid.", ""]
     lines += markdown_table(["strategy", "seeds", *(heading for _, heading, _ in COLUMNS)],
                     [[strategy, str(group["n"]), *(_mean_cell(*group[key], scale) for key, _, scale in COLUMNS)]
                      for strategy, group in summary.items()])

@@ -27,7 +27,7 @@ from infomatch.training.module import InfoMatchModule
 from infomatch.utils.console import run_footer, run_header
 from infomatch.utils.errors import ConfigError, RunInterrupted, UserError
 from infomatch.utils.memory import keep_freed_memory
-from infomatch.utils.precision import cpu_flags, cpu_model_name
+from infomatch.utils.precision import cpu_has_native_bf16, cpu_model_name
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +143,6 @@ def reference_classifier(strategy: Any, num_classes: int) -> torch.nn.Module | N
         raise ConfigError(f"labels.reference={strategy.reference} has {model.num_classes} classes, the data set "
                           f"{num_classes}")
     return model.classifier.float().eval()
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU computes bf16 in hardware (AMX or AVX-512 BF16); elsewhere torch emulates it, 8-20x slower.
-
-    Read from the CPU flags in /proc/cpuinfo (``cpuinfo`` stands in for it in tests).
-    """
-    flags = cpu_flags(cpuinfo)  # none off Linux: assume emulation
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def resolve_precision(trainer_cfg: DictConfig) -> str:

@@ -45,6 +45,15 @@ def cpu_model_name(cpuinfo: str | None = None) -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 in hardware (AMX or AVX-512 BF16); elsewhere torch emulates it, 8-20x slower.
+
+    Read from the CPU flags in /proc/cpuinfo (``cpuinfo`` stands in for it in tests).
+    """
+    flags = cpu_flags(cpuinfo)  # none off Linux: assume emulation
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def channels_last_is_safe(device: torch.device, flags: set[str] | None = None) -> bool:
     """channels_last convolutions: faster on GPUs and on AVX-512 CPUs (docs/benchmarks.md, section 6). On CPUs
     with only AVX2, oneDNN's channels_last kernels hung or crashed ("double free or corruption") at width 4 on an
