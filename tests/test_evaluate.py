@@ -430,3 +430,41 @@ def test_a_checkpoint_written_before_the_restructure_passes_the_resume_check(mak
         check_resume(make_config("debug=fast", "labels=im", "labels.eps_max=0.5", "model.width=4",
                                  "data.train_size=256", "data.val_size=64", "data.test_size=128",
                                  f"resume={checkpoint}"), tmp_path)
+
+
+def test_the_grid_scores_the_unchanged_level_0_once_and_every_level_as_a_direct_computation():
+    """Level 0 leaves the images unchanged for every type: the clean chunks are scored once, not once per type,
+    and every (type, level) still equals scoring its degraded images directly."""
+    from infomatch.augment import DEGRADATIONS, apply_degradations
+    from infomatch.evaluation.degraded import degradation_curves
+    from infomatch.utils.seeding import mix_seed
+
+    class Counting(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net, self.images = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5)), 0
+
+        def forward(self, x):
+            self.images += len(x)
+            return self.net(x)
+
+    torch.manual_seed(0)
+    images, labels = torch.randint(0, 256, (20, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 5, (20,))
+    classifier, levels = Counting().eval(), [0.0, 0.5, 1.0]
+    settings = {"blur_sigma_max": 2.0, "blur_kernel_max": 5, "dropout_patch": 2}
+
+    def score(logits, target):
+        return (logits.argmax(1) == target).double()
+
+    curves = degradation_curves([classifier], images, labels, list(TYPES), levels, score, 3, 8, settings, "test")
+    assert classifier.images == 20 * (1 + len(TYPES) * (len(levels) - 1))
+    for row, name in enumerate(TYPES):
+        for index, level in enumerate(levels):
+            generator = torch.Generator().manual_seed(mix_seed(3, DEGRADATIONS.index(name), index))
+            hits = 0.0
+            for chunk, chunk_labels in zip(images.split(8), labels.split(8)):
+                degraded = apply_degradations(chunk.float() / 255, torch.full((len(chunk),), DEGRADATIONS.index(name)),
+                                              torch.full((len(chunk),), level), generator, **settings)
+                with torch.no_grad():
+                    hits += float(score(classifier.net(degraded), chunk_labels).sum())
+            assert curves[row, index, 0].item() == pytest.approx(hits / 20), (name, level)

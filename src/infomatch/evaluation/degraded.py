@@ -42,18 +42,26 @@ def degradation_curves(classifiers: list[nn.Module], images: Tensor, labels: Ten
     device = images.device
     scores = score if isinstance(score, list) else [score] * len(classifiers)
     result = None
+    # chunk index -> the models' score sums on the undegraded chunk: level 0 leaves the images unchanged for
+    # every evaluation type, so the clean chunk is scored once, not once per type
+    unchanged: dict[int, Tensor] = {}
     grid = list(product(enumerate(degradations), enumerate(levels)))
     for (row, name), (level_index, level) in tqdm(grid, desc=description, unit="level"):
         type_id = DEGRADATIONS.index(name)
         generator = torch.Generator(device=device).manual_seed(mix_seed(seed, type_id, level_index))
         totals = 0
-        for chunk, chunk_labels in zip(images.split(batch_size), labels.split(batch_size)):
+        for index, (chunk, chunk_labels) in enumerate(zip(images.split(batch_size), labels.split(batch_size))):
             chunk = to_unit_range(chunk)
             types = torch.full((len(chunk),), type_id, device=device)
             degraded = apply_degradations(chunk, types, torch.full((len(chunk),), float(level), device=device),
                                           generator, **settings)
-            totals = totals + torch.stack([model_score(classifier(degraded).float(), chunk_labels).double().sum(dim=0)
-                                           for model_score, classifier in zip(scores, classifiers)])
+            same = torch.equal(degraded, chunk)
+            if not same or index not in unchanged:
+                sums = torch.stack([model_score(classifier(degraded).float(), chunk_labels).double().sum(dim=0)
+                                    for model_score, classifier in zip(scores, classifiers)])
+                if same:
+                    unchanged[index] = sums
+            totals = totals + (unchanged[index] if same else sums)
         if result is None:
             result = torch.zeros(len(degradations), len(levels), *totals.shape, dtype=torch.float64)
         result[row, level_index] = totals.cpu() / len(labels)
