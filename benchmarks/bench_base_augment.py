@@ -20,7 +20,12 @@ from infomatch.data.stage import to_unit_range
 
 OPTIONS = {"crop_flip": lambda: BaseAugment(),
            **{name: (lambda policy=policy: BaseAugment(policy=policy())) for name, policy in POLICIES.items()},
-           "crop_flip + random_erasing 0.5": lambda: BaseAugment(random_erasing=0.5)}
+           "crop_flip + random_erasing 0.5": lambda: BaseAugment(random_erasing=0.5),
+           "soft_crop (flip + N(0, 12^2) shift)": lambda: BaseAugment(crop_flip=False, soft_crop=True)}
+# the degradation stages compared: the fair default's four types, and Mollification's (noise, heat; Beta(1, 2))
+DEGRADERS = {"degradation (augment=all)": lambda: Degrader(),
+             "degradation (augment=mollify)": lambda: Degrader(types=["noise", "heat"], probability=2 / 3,
+                                                               level_distribution="beta", level_a=1.0, level_b=2.0)}
 
 
 def main() -> None:
@@ -36,8 +41,8 @@ def main() -> None:
     images, _ = random_set(args.batches, args.batch)
     batches = images.to(device).split(args.batch)
     steps = {name: make() for name, make in OPTIONS.items()}
-    degrader = Degrader()
-    steps["degradation (augment=all)"] = lambda x, generator: degrader(to_unit_range(x), generator)[0]
+    for name, make in DEGRADERS.items():
+        steps[name] = lambda x, generator, degrader=make(): degrader(to_unit_range(x), generator)[0]
     best = dict.fromkeys(steps, float("inf"))
     for _ in range(args.rounds):
         for name, step in steps.items():
@@ -49,9 +54,9 @@ def main() -> None:
     print(f"{device_name(device)}, {args.threads} threads, batch {args.batch}, best of {args.rounds} rounds "
           f"of {args.batches} batches")
     reference = best["degradation (augment=all)"]
-    print(f"{'step':34s} {'img/s':>9s} {'time / degradation':>19s}")
+    print(f"{'step':36s} {'img/s':>9s} {'time / degradation (augment=all)':>33s}")
     for name, seconds in best.items():
-        print(f"{name:34s} {args.batches * args.batch / seconds:9.0f} {seconds / reference:18.2f}x")
+        print(f"{name:36s} {args.batches * args.batch / seconds:9.0f} {seconds / reference:32.2f}x")
 
 
 if __name__ == "__main__":
