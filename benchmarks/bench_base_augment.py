@@ -42,7 +42,8 @@ def main() -> None:
     batches = images.to(device).split(args.batch)
     steps = {name: make() for name, make in OPTIONS.items()}
     for name, make in DEGRADERS.items():
-        steps[name] = lambda x, generator, degrader=make(): degrader(to_unit_range(x), generator)[0]
+        degrader = make()
+        steps[name] = lambda x, generator, degrader=degrader: degrader(to_unit_range(x), generator)[0]
     best = dict.fromkeys(steps, float("inf"))
     for _ in range(args.rounds):
         for name, step in steps.items():
