@@ -58,6 +58,20 @@ def test_evaluations_with_other_settings_are_refused(study):
         results.load_study(study)
 
 
+def test_degradation_settings_of_types_not_evaluated_do_not_set_evaluations_apart(tmp_path):
+    study = tmp_path / "graded"
+    grid = {"types": ["blur"], "blur_sigma_max": 10.0}
+    for day, extra in (("2026-11-03", {}), ("2026-11-04", {"heat_scale_max": 32.0})):
+        write_evaluation(study, day, {"im_seed3": model("im", 3, 0.3, 0.1)},
+                         settings=SETTINGS | {"degradation": grid | extra})
+    write_evaluation(study, "2026-11-05", {"im_seed4": model("im", 4, 0.3, 0.1)},
+                     settings=SETTINGS | {"degradation": grid | {"blur_sigma_max": 5.0}})
+    with pytest.raises(UserError, match="2026-11-05.*other settings"):
+        results.load_study(study)
+    (study / "evaluations" / "2026-11-05" / "metrics.json").unlink()
+    assert sorted(results.load_study(study)) == ["im_seed3"]
+
+
 def test_strategy_means_and_intervals_match_a_hand_computation(study):
     summary = results.strategy_summary(results.load_study(study))
     hard = [0.12, 0.20, 0.15]

@@ -74,7 +74,15 @@ def collect(runs: Path, evaluation: Path, study: Path) -> list[Path]:
 
 
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in settings.items() if key != "device"}
+    """The evaluation settings that must agree within a study: not the device, and of the degradation settings only
+    those of the evaluated types (a setting added later for another type does not set two evaluations apart)."""
+    from infomatch.augment import REGISTRY
+
+    comparable = {key: value for key, value in settings.items() if key != "device"}
+    degradation = dict(comparable.get("degradation", {}))
+    used = {name for kind in degradation.get("types", []) if kind in REGISTRY for name in REGISTRY[kind].settings}
+    comparable["degradation"] = {key: value for key, value in degradation.items() if key == "types" or key in used}
+    return comparable
 
 
 def load_study(study: Path) -> dict[str, dict[str, Any]]:
