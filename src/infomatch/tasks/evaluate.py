@@ -163,10 +163,10 @@ def degradation_phase(run: Evaluation, cfg: DictConfig, models: dict[str, dict[s
                            "num_images": len(class_images), "heatmap_type": cfg.confidence.heatmap_type}}
 
 
-def corruption_phase(run: Evaluation, corruptions: Any, cfg: DictConfig, models: dict[str, dict[str, Any]],
-                     baseline: str | None) -> dict[str, Any]:
-    """CIFAR-100-C (official files or regenerated): errors per corruption and severity, and mCE to ``baseline``."""
-    images, labels = run.images[:corruptions.num_images], run.labels[:corruptions.num_images]
+def corruption_phase(run: Evaluation, corruptions: Any, images: Tensor, labels: Tensor, cfg: DictConfig,
+                     models: dict[str, dict[str, Any]], baseline: str | None) -> dict[str, Any]:
+    """CIFAR-100-C (official files or regenerated) on ``images`` (the first corruptions.num_images test images):
+    errors per corruption and severity, and mCE to ``baseline``."""
     scores = corruption_scores(run.classifiers, run.names, corruptions, images, labels, cfg.seed,
                                run.batch_size, run.datamodule.num_classes, cfg.ece_bins)
     return {"corruptions": corruption_results(scores, corruptions, models, baseline, len(labels))}
@@ -195,7 +195,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     baselines = _as_list(cfg.get("compare_to"))
     mce_baseline = baselines[0] if baselines else None  # the corruption errors (mCE) take the first
     if corruptions is not None:
-        corruptions.check(run.images[:corruptions.num_images], run.labels[:corruptions.num_images])
+        corrupted = run.images[:corruptions.num_images], run.labels[:corruptions.num_images]
+        corruptions.check(*corrupted)
         check_baseline(mce_baseline, run.names, [model.strategy for model in run.models])
     log.info("evaluating %d model(s) on %d test images of %s on %s", len(run.models), len(run.labels),
              run.data["_target_"].rsplit(".", 1)[-1], run.device)
@@ -212,7 +213,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "temperature_scaling": clean["temperature_scaling"],
     }
     if corruptions is not None:
-        results.update(corruption_phase(run, corruptions, cfg, models, mce_baseline))
+        results.update(corruption_phase(run, corruptions, *corrupted, cfg, models, mce_baseline))
     results.update(comparison_phase(models, baselines))
     aggregated = (cfg.aggregate is True or cfg.aggregate == "auto"
                   and any(group["n"] > 1 for group in results["aggregate"].values()))

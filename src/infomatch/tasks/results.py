@@ -147,14 +147,12 @@ def _difference_cell(row: dict[str, Any], scale: float) -> str:
     return f"**{cell}**" if row["separated"] else cell
 
 
-def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], baseline: str,
-                      columns=None, metrics=None) -> list[str]:
-    """Paired differences to ``baseline``; ``columns`` (key, heading, scale) default to the clean table's."""
-    from infomatch.evaluation.compare import compare, scalar_metrics
+def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], baseline: str, columns,
+                      metrics) -> list[str]:
+    """Paired differences to ``baseline`` in ``columns`` (key, heading, scale) of the numbers ``metrics`` gives."""
+    from infomatch.evaluation.compare import compare
 
-    if columns is None:
-        columns = [column for column in COLUMNS if column[0] in DIFFERENCE_COLUMNS]
-    rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline, metrics or scalar_metrics)}
+    rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline, metrics)}
     pairing = {row["method"] for row in rows.values()}
     how = ("seed-paired t" if pairing == {"paired t"} else "seed-paired t, or Welch when the seeds differ")
     lines = [f"Difference to {baseline} (strategy − {baseline}) with its 95% interval ({how}); **bold**: the "
@@ -173,17 +171,23 @@ def _corruption_section(models: dict[str, dict[str, Any]], baselines: list[str])
     scored = {name: model for name, model in models.items() if "corruptions" in model}
     if not scored:
         return []
-    summary = strategy_summary(scored, corruption_metrics)
     label = next(iter(scored.values()))["corruptions"]["label"]
     lines = [f"CIFAR-100-C ({label}; {len(scored)} models, those evaluated without corruptions left out): mean "
              "over the corrupted sets; like training: the noise, blur and pixelate corruptions; other: the rest.", ""]
-    lines += markdown_table(["strategy", "seeds", *(heading for _, heading, _ in CORRUPTION_COLUMNS)],
-                            [[strategy, str(group["n"]),
-                              *(_mean_cell(*group[key], scale) for key, _, scale in CORRUPTION_COLUMNS)]
-                             for strategy, group in summary.items()])
+    return lines + _strategy_tables(scored, baselines, CORRUPTION_COLUMNS, CORRUPTION_COLUMNS, corruption_metrics)
+
+
+def _strategy_tables(models: dict[str, dict[str, Any]], baselines: list[str], columns, difference_columns,
+                     metrics) -> list[str]:
+    """Per-strategy mean ± 95% CI half-width in ``columns``, then the paired differences to each of ``baselines``
+    that the models have, in ``difference_columns``."""
+    summary = strategy_summary(models, metrics)
+    lines = markdown_table(["strategy", "seeds", *(heading for _, heading, _ in columns)],
+                           [[strategy, str(group["n"]), *(_mean_cell(*group[key], scale) for key, _, scale in columns)]
+                            for strategy, group in summary.items()])
     if len(summary) > 1:
         for baseline in (baseline for baseline in baselines if baseline in summary):
-            lines += _difference_table(scored, list(summary), baseline, CORRUPTION_COLUMNS, corruption_metrics)
+            lines += _difference_table(models, list(summary), baseline, difference_columns, metrics)
     return lines
 
 
@@ -222,8 +226,9 @@ def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str 
 
     ``shown_as``: the study's path as the block names it (default: as given).
     """
+    from infomatch.evaluation.compare import scalar_metrics
+
     models = load_study(study)
-    summary = strategy_summary(models)
     lines = [f"<sub>Rebuilt by `python -m infomatch.tasks.results tables` from `{shown_as or study.as_posix()}/` "
              f"({len(models)} models).</sub>", ""]
     cost = cost_text(study)
@@ -231,12 +236,8 @@ def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str 
         lines += [cost, ""]
     lines += ["Mean over seeds ± half-width of the 95% t-interval of the mean; (ts): after temperature scaling; "
               "robust: mean over the degradation grid.", ""]
-    lines += markdown_table(["strategy", "seeds", *(heading for _, heading, _ in COLUMNS)],
-                    [[strategy, str(group["n"]), *(_mean_cell(*group[key], scale) for key, _, scale in COLUMNS)]
-                     for strategy, group in summary.items()])
-    if len(summary) > 1:
-        for baseline in (baseline for baseline in baselines if baseline in summary):
-            lines += _difference_table(models, list(summary), baseline)
+    difference_columns = [column for column in COLUMNS if column[0] in DIFFERENCE_COLUMNS]
+    lines += _strategy_tables(models, baselines, COLUMNS, difference_columns, scalar_metrics)
     lines += _corruption_section(models, baselines)
     return "\n".join(lines).rstrip("\n")
 
