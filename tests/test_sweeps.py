@@ -28,9 +28,9 @@ EVALUATE = ["data=synthetic", "data.num_classes=10", "data.train_size=128", "dat
 LAUNCHERS = {"slurm": "SlurmLauncher", "local": "LocalLauncher", "joblib": "JoblibLauncher"}
 
 
-def run_script(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_script(script: str, *overrides: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / script), *overrides], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
 
 
 def raise_here(message: str) -> None:
@@ -220,12 +220,17 @@ def test_sweep_goes_on_past_a_failed_job_and_evaluation_skips_it(tmp_path, launc
     assert sorted(json.loads(outputs[0].read_text())["models"]) == ["hard_seed0", "hard_seed1"]
 
 
-@pytest.mark.parametrize("script", ["train.py", "evaluate.py"])
-def test_a_failed_check_leaves_no_folder_behind(tmp_path, script):
-    """seed=-1 (train) or no ckpt (evaluate) fails before anything is written: the folder infomatch had claimed
-    goes again; one named on the command line (hydra.run.dir=) keeps its failed.json (the test above)."""
-    overrides = ["seed=-1", *TINY] if script == "train.py" else ["data=synthetic"]
-    result = run_script(script, *overrides, f"paths.log_dir={tmp_path}/outputs", cwd=tmp_path)
+@pytest.mark.parametrize(("script", "overrides"), [
+    ("train.py", ["seed=-1", *TINY]),
+    # the data check runs before the loggers write their folders; the failed download removes the data/ it made
+    ("train.py", ["model.width=4", "data.root=data/cifar100", "data.download=true"]),
+    ("evaluate.py", ["data=synthetic"]),
+], ids=["bad-seed", "no-data", "no-ckpt"])
+def test_a_failed_check_leaves_no_folder_behind(tmp_path, script, overrides):
+    """seed=-1, a data set that is not there and cannot be downloaded (train) or no ckpt (evaluate) fail before
+    anything is written: the folder infomatch had claimed goes again, with the empty outputs/runs it made; one
+    named on the command line (hydra.run.dir=) keeps its failed.json (the test above)."""
+    env = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}  # no download, even online
+    result = run_script(script, *overrides, cwd=tmp_path, env=env)
     assert result.returncode == 1 and result.stderr.startswith("error: "), result.stderr[-2000:]
-    left = [path for path in (tmp_path / "outputs").rglob("*") if path.is_file()]
-    assert left == [], left
+    assert sorted(tmp_path.rglob("*")) == [], sorted(tmp_path.rglob("*"))

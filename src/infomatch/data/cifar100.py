@@ -45,12 +45,12 @@ def ensure_downloaded(root: str | Path, download: bool) -> Path:
         raise DatasetError(_missing_message(root, "download disabled"))
     from torchvision.datasets.utils import download_and_extract_archive
 
-    created = not root.exists()
+    missing = [folder for folder in (root, *root.parents) if not folder.exists()]
     try:
         download_and_extract_archive(URL, download_root=str(root), md5=ARCHIVE_MD5)
     except Exception as error:  # network errors come in many types; all mean the same to the user
-        if created:  # a failed download leaves no empty or partial data folder behind
-            shutil.rmtree(root, ignore_errors=True)
+        if missing:  # a failed download leaves no data folder behind, nor the empty parents it made (data/)
+            shutil.rmtree(missing[-1], ignore_errors=True)
         raise DatasetError(_missing_message(root, f"download failed: {error}")) from error
     return folder
 

@@ -100,6 +100,7 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
         if (not in_sweep() and isinstance(error, CHECK_ERRORS) and isinstance(error, user_errors)
                 and _nothing_of_the_run(run_dir) and _folder_chosen_by_infomatch(run_dir)):
             shutil.rmtree(run_dir, ignore_errors=True)  # a failed check leaves no folder behind
+            remove_empty_parents(run_dir.parent)
             exit_with(error)
         record = describe(error, user_errors)
         if HydraConfig.initialized():
@@ -126,6 +127,15 @@ def run_recording_failures(task: Callable[[DictConfig], Any], cfg: DictConfig,
 # a setting, a data set or a checkpoint that failed its check: the run never started
 CHECK_ERRORS = (ConfigError, DatasetError, EvaluationError, UnsafeCheckpointError)
 BOOKKEEPING = (".hydra", ".run.lock", FAILED_FILE)  # and the job's *.log: what exists before a run writes anything
+
+
+def remove_empty_parents(folder: Path) -> None:
+    """Remove ``folder`` and its ancestors while they are empty, up to the working directory, which stays: the
+    outputs/runs or outputs/debug/runs that were made for the run alone."""
+    cwd, folder = Path.cwd().resolve(), folder.resolve()
+    while folder != cwd and folder.is_relative_to(cwd) and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def _nothing_of_the_run(run_dir: Path) -> bool:

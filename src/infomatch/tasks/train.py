@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import shlex
 import time
 from pathlib import Path
@@ -235,6 +236,11 @@ def _key_settings(cfg: DictConfig, trainer: L.Trainer) -> dict[str, Any]:
             "precision": trainer.precision, "seed": cfg.seed}
 
 
+def _local_rank() -> int:
+    """This process's rank on its node, as Lightning's and SLURM's launchers set it (0 when not distributed)."""
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0")))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit one model and return its final metrics (also written to ``<output_dir>/metrics.json``).
 
@@ -258,6 +264,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     torch.set_float32_matmul_precision("high")
     keep_freed_memory()
     datamodule = build_datamodule(cfg)
+    if _local_rank() == 0:  # the data check (and download) before any logger writes: a missing data set leaves no run
+        datamodule.prepare_data()
     module = build_module(cfg, datamodule)
     resume_step = _checkpoint_value(resume, "global_step") if resume is not None else None
     trainer: L.Trainer = instantiate(lightning_trainer_config(cfg.trainer),
