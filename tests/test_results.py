@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -219,3 +220,30 @@ def test_the_result_pages_are_what_docs_results_rebuild(tmp_path, page):
     results.rebuild_readme(copy, tmp_path / "docs" / "results")
     assert copy.read_text() == (repo / page).read_text(), \
         f"{page}'s results blocks differ from docs/results: run python -m infomatch.tasks.results tables"
+
+
+
+NUMBER = r"[+-]?\d+\.\d+"
+INTERVAL = re.compile(rf"({NUMBER}) \[({NUMBER}), ({NUMBER})\]")
+BLOCK = re.compile(r"<!-- results:.*?<!-- /results:[\w.-]+ -->", re.S)
+
+
+def _decimals(number: str) -> int:
+    return len(number.split(".")[1])
+
+
+@pytest.mark.parametrize("page", results.RESULT_PAGES, ids=str)
+def test_every_interval_quoted_in_a_pages_text_is_one_of_the_tables(page):
+    """The reading beside a table quotes its differences by hand, rounded: each quoted 'd [low, high]' must be a
+    rebuilt table's interval at the quoted precision, so a table rebuilt with more seeds cannot leave its reading
+    behind."""
+    repo = Path(__file__).resolve().parents[1]
+    texts = {other: (repo / other).read_text().replace("−", "-") for other in results.RESULT_PAGES}
+    tabled = [tuple(map(float, found)) for text in texts.values() for block in BLOCK.findall(text)
+              for found in INTERVAL.findall(block)]
+    stale = []
+    for quoted in INTERVAL.findall(BLOCK.sub("", texts[page])):
+        places = _decimals(quoted[0])
+        if tuple(map(float, quoted)) not in {tuple(round(value, places) for value in row) for row in tabled}:
+            stale.append("{} [{}, {}]".format(*quoted))
+    assert stale == [], f"{page} quotes intervals no results table holds: {stale}"
