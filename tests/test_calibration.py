@@ -116,9 +116,17 @@ def test_compare_pairs_by_seed_and_says_which_differences_are_separated():
     level = rows[("level", "top1")]
     assert level["low"] is None and not level["separated"] and level["difference"] == pytest.approx(0.7 - 0.51)
     assert not any(row["strategy"] == "hard" for row in rows.values())
-    # different seeds: Welch
+    # a seed the baseline lacks: paired on the seeds both have (0 and 1)
     models["ls_2"]["seed"] = 7
-    assert next(row for row in compare.compare(models, "hard") if row["strategy"] == "ls")["method"] == "Welch"
+    ls = next(row for row in compare.compare(models, "hard") if (row["strategy"], row["metric"]) == ("ls", "top1"))
+    assert ls["method"] == "paired t" and ls["n"] == 2
+    assert (ls["difference"], ls["low"], ls["high"]) == pytest.approx(compare.mean_interval([-0.01, 0.03]))
+    # fewer than two seeds in common: Welch on the two groups
+    models["ls_1"]["seed"] = 8
+    ls = next(row for row in compare.compare(models, "hard") if (row["strategy"], row["metric"]) == ("ls", "top1"))
+    assert ls["method"] == "Welch" and (ls["n"], ls["n_baseline"]) == (3, 3)
+    assert (ls["difference"], ls["low"], ls["high"]) == pytest.approx(
+        compare.welch_interval([0.49, 0.55, 0.50], [0.50, 0.52, 0.51]))
 
 
 def test_compare_each_takes_every_baseline_in_turn():

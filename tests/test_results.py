@@ -4,6 +4,7 @@ import json
 import math
 import re
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,17 @@ def test_a_block_names_its_baselines(study):
     hard_to_im = [line for line in text.splitlines() if line.startswith("| hard |")][-1]
     differences = [0.18, 0.12, 0.25]  # im - hard per seed
     assert hard_to_im.split(" | ")[1].startswith(f"**{-100 * sum(differences) / 3:+.2f} [")
+
+
+def test_a_strategy_with_a_seed_fewer_pairs_on_the_seeds_both_have(study):
+    write_evaluation(study, "2026-11-03", {"hard_seed3": model("hard", 3, 0.30, 0.05)})
+    text = results.study_markdown(study, ["hard"])
+    assert "(seed-paired t; im paired on the seeds both have)" in text
+    im = next(line for line in text.splitlines() if line.startswith("| im |") and "[" in line)
+    differences = [0.18, 0.12, 0.25]  # im - hard on seeds 0-2; hard's seed 3 has no im to pair with
+    half = T_975[2] * statistics.stdev(differences) / math.sqrt(3)
+    mean = sum(differences) / 3
+    assert im.split(" | ")[1] == f"**{100 * mean:+.2f} [{100 * (mean - half):+.2f}, {100 * (mean + half):+.2f}]**"
 
 
 def corrupted(models: dict, top1: dict[str, float], settings: dict | None = None) -> dict:

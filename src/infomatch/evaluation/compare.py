@@ -1,9 +1,9 @@
 """Paired comparisons over seeds: each strategy's difference to one or more baseline strategies, per metric, with
 a 95% CI.
 
-When both strategies have runs for the same seeds (two or more), the seed-paired differences get a
-t-interval (the seed fixes the initialisation, data order and degradations both runs share); otherwise
-Welch's interval on the two groups. An interval that contains 0 means the difference is not separated
+When both strategies have runs for two or more of the same seeds, the differences paired on those seeds get a
+t-interval (the seed fixes the initialisation, data order and degradations both runs share; a run whose seed
+the other strategy lacks is left out); otherwise Welch's interval on the two groups. An interval that contains 0 means the difference is not separated
 from seed noise.
 """
 
@@ -77,10 +77,11 @@ def compare(models: dict[str, dict[str, Any]], baseline: str,
     for strategy, runs in by_strategy.items():
         if strategy == baseline:
             continue
-        paired = runs.keys() == reference.keys() and len(runs) > 1
+        common = [key for key in runs if key in reference]  # a strategy with a seed more or less still pairs
+        paired = len(common) > 1
         for metric in next(iter(runs.values())):
-            sample = [runs[key][metric] for key in runs]
-            base = [reference[key][metric] for key in (runs if paired else reference)]
+            sample = [runs[key][metric] for key in (common if paired else runs)]
+            base = [reference[key][metric] for key in (common if paired else reference)]
             if paired:
                 difference, low, high = mean_interval([a - b for a, b in zip(sample, base)])
                 method = "paired t"

@@ -159,8 +159,8 @@ def _comparison_section(comparisons: dict[str, Any]) -> list[str]:
             lines += [f"One run per strategy, so no intervals: see the tables above for the differences of single "
                       f"models; evaluate several seeds per strategy for {comparisons['level']:.0%} intervals.", ""]
             continue
-        lines += [f"{comparisons['level']:.0%} confidence intervals: a t-interval on the seed-paired differences when "
-                  "both strategies have the same seeds, Welch's interval otherwise. An interval that contains 0 is not "
+        lines += [f"{comparisons['level']:.0%} confidence intervals: a t-interval on the differences paired on the seeds "
+                  "both strategies have (n: pairs), Welch's interval when fewer pair. An interval that contains 0 is not "
                   "separated from seed noise. Accuracies in percentage points; (ts): after temperature scaling; "
                   "robust: mean over the robustness grid.", ""]
         lines += markdown_table(["strategy", "metric", "difference", "95% CI", "method", "n", "verdict"],

@@ -154,7 +154,13 @@ def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], 
 
     rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline, metrics)}
     pairing = {row["method"] for row in rows.values()}
-    how = ("seed-paired t" if pairing == {"paired t"} else "seed-paired t, or Welch when the seeds differ")
+    how = "seed-paired t" if pairing == {"paired t"} else "seed-paired t, or Welch where fewer than two seeds pair"
+    runs = {strategy: sum(model["strategy"] == strategy for model in models.values()) for strategy in strategies}
+    partly = sorted({row["strategy"] for row in rows.values()
+                     if row["method"] == "paired t" and row["n"] < max(runs[row["strategy"]], runs[baseline])})
+    if partly:
+        how += f"; {', '.join(partly)} paired on the seeds both have"
+
     lines = [f"Difference to {baseline} (strategy − {baseline}) with its 95% interval ({how}); **bold**: the "
              "interval excludes 0 (separated from seed noise)."
              if pairing != {"none (one run)"} else
