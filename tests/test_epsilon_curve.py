@@ -57,7 +57,8 @@ def test_unrelated_images_score_far_below_identical_ones():
     assert unrelated.shape == (16,) and torch.all(unrelated < identical - 0.5)
 
 
-@pytest.mark.parametrize("module", ["infomatch.tasks.epsilon_curve", "infomatch.tasks.results"])
+@pytest.mark.parametrize("module", ["infomatch.tasks.epsilon_curve", "infomatch.tasks.results",
+                                    "infomatch.tasks.confidence_table"])
 def test_help_documents_every_option_without_loading_torch(module):
     """--help answers at once: torch (seconds to import) is loaded only once the command runs."""
     probe = (f"import sys, contextlib, io; from {module} import main\n"

@@ -3,12 +3,13 @@ Beta levels) and Soft Augmentation (labels=visibility, base_augment=soft_crop, t
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, compose_config
 from scipy.fft import dctn, idctn
 
 from infomatch.augment import DEGRADATIONS, Degrader, apply_degradations, blur, heat, mosaic, noise
@@ -18,6 +19,7 @@ from infomatch.base_augment.crop_flip import soft_crop
 from infomatch.data.batch import TrainingBatch
 from infomatch.data.stage import TrainingStage
 from infomatch.labels import ConfidenceSmoothing, MollifiedSmoothing, VisibilitySmoothing
+from infomatch.tasks import confidence_table
 from infomatch.tasks.train import train
 from infomatch.utils.checks import SettingError
 
@@ -262,6 +264,35 @@ def test_confidence_needs_a_reference_or_a_table(make_config):
     with pytest.raises(Exception, match="no such checkpoint file"):
         train(make_config("debug=fast_dev_run", "labels=confidence", "labels.reference=/nonexistent.ckpt"))
 
+
+
+def test_confidence_reads_its_table_from_a_json_file(tmp_path):
+    table = {"blur": [1.0, 0.5, 0.25], "mosaic": [1.0, 0.75, 0.5]}
+    written = tmp_path / "table.json"
+    written.write_text(json.dumps({"levels": 3, "table": table, "reference": "somewhere.ckpt"}))
+    assert ConfidenceSmoothing(table=str(written), levels=3).table == table
+    (tmp_path / "bare.json").write_text(json.dumps(table))
+    assert ConfidenceSmoothing(table=str(tmp_path / "bare.json"), levels=3).table == table
+    with pytest.raises(SettingError, match="holds 3 levels per type, the run 11"):
+        ConfidenceSmoothing(table=str(written))
+    with pytest.raises(SettingError, match="readable JSON file"):
+        ConfidenceSmoothing(table=str(tmp_path / "missing.json"), levels=3)
+
+
+@pytest.mark.slow
+def test_a_table_file_trains_like_its_reference_model(make_config, tmp_path):
+    """confidence_table writes what train.py estimates from labels.reference; a run given the file instead of the
+    model trains with that same table."""
+    settings = ["debug=fast_dev_run", "labels.levels=3", "estimation.images=32"]
+    from_model = train(make_config(*settings, "labels=confidence", f"labels.reference={FIXTURE}"))
+    out = tmp_path / "table.json"
+    confidence_table.main([str(FIXTURE), str(out), *settings])
+    written = json.loads(out.read_text())
+    assert written["table"] == from_model["label_estimates"]["table"] and written["levels"] == 3
+    assert written["overrides"] == settings and written["reference"] == str(FIXTURE)
+    from_file = train(compose_config([*settings, "labels=confidence", f"labels.table={out}"], tmp_path / "run_2"))
+    assert from_file["label_estimates"]["table"] == written["table"]
+    assert from_file["val"] == from_model["val"]  # same run seed, same table: the same training
 
 # ---- they train, alone and with what they combine with ------------------------------------------------------
 @pytest.mark.slow

@@ -13,7 +13,9 @@ estimates as plain numbers and lists, which metrics.json and the checkpoints kee
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -26,7 +28,7 @@ from infomatch.augment.degradations import diffusion_noise_share, noise_share
 from infomatch.data.batch import TrainingBatch
 from infomatch.labels.measures import MEASURES, adjusted_nmi, ssim
 from infomatch.labels.nmi import chance_nmi, check_bins, nmi
-from infomatch.utils.checks import check_choice, check_integer, check_number, require
+from infomatch.utils.checks import SettingError, check_choice, check_integer, check_number, require
 from infomatch.utils.precision import wide_float
 
 SPREADS = ("all", "others")
@@ -195,14 +197,31 @@ def epsilon_by_level(clean: Tensor, types: tuple[str, ...], levels: list[float],
     return curves
 
 
-def checked_table(table: dict | None, levels: int) -> dict[str, list[float]] | None:
-    """A {degradation type: one value per level} table as plain floats, or SettingError."""
+def checked_table(table: dict | str | None, levels: int) -> dict[str, list[float]] | None:
+    """A {degradation type: one value per level} table as plain floats, or SettingError. A string is a JSON file
+    holding the table, bare or as ``{"levels": ..., "table": ...}`` (python -m infomatch.tasks.confidence_table)."""
     if table is None:
         return None
+    if isinstance(table, str):
+        table = _table_file(table, levels)
     table = {str(name): [float(value) for value in row] for name, row in dict(table).items()}
     valid = all(name in DEGRADATIONS and len(row) == levels for name, row in table.items())
     require("table", table, valid, f"must map degradation types ({', '.join(DEGRADATIONS)}) to {levels} values each")
     return table
+
+
+def _table_file(path: str, levels: int) -> dict:
+    """The table a JSON file holds: plain data, read with json (nothing in it is imported or built)."""
+    try:
+        content = json.loads(Path(path).expanduser().read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise SettingError("table", path, f"must be a readable JSON file of accuracies per level ({error})") from None
+    if isinstance(content, dict) and "table" in content:
+        require("table", path, content.get("levels") == levels,
+                f"holds {content.get('levels')} levels per type, the run {levels} (labels.levels)")
+        content = content["table"]
+    require("table", path, isinstance(content, dict), "must hold {degradation type: [value per level]}")
+    return content
 
 
 def table_grid(table: dict[str, list[float]], levels: int, device: torch.device) -> Tensor:
@@ -232,7 +251,7 @@ class ScheduleSmoothing(MeasuredSmoothing):
     """
 
     levels: int = 21
-    table: dict[str, list[float]] | None = None
+    table: dict[str, list[float]] | str | None = None
     name: ClassVar[str] = "schedule"
 
     def __post_init__(self) -> None:
@@ -371,7 +390,7 @@ class ConfidenceSmoothing:
 
     reference: str | None = None
     levels: int = 11
-    table: dict[str, list[float]] | None = None
+    table: dict[str, list[float]] | str | None = None
     relative: bool = False
     spread: str = "others"
     name: ClassVar[str] = "confidence"
