@@ -246,8 +246,9 @@ class ScheduleSmoothing(MeasuredSmoothing):
     """epsilon = E[IM epsilon | type, d]: IM's mean epsilon per degradation type and level, without per-image
     information.
 
-    ``table`` {type: epsilon at each of ``levels`` evenly spaced levels in [0, 1]}, linearly interpolated
-    between them; None: estimated by ``fit`` on the training sample with the run's degradation settings.
+    ``table`` {type: epsilon at each of ``levels`` evenly spaced levels in [0, 1]} (or a JSON file of it), linearly
+    interpolated between them; None: estimated by ``fit`` on the training sample with the run's degradation
+    settings.
     """
 
     levels: int = 21
@@ -382,7 +383,8 @@ class ConfidenceSmoothing:
     degraded with the same type and level, the rest over the other K - 1 classes (epsilon = 1 - c).
 
     ``reference``: the reference model's checkpoint (a training checkpoint of this project or a reference state
-    dict). ``table`` {type: accuracy at each of ``levels`` evenly spaced levels in [0, 1]}, linearly interpolated;
+    dict). ``table`` {type: accuracy at each of ``levels`` evenly spaced levels in [0, 1]} or a JSON file of it
+    (python -m infomatch.tasks.confidence_table), linearly interpolated;
     None: estimated before training on validation images (train.py: ``estimation.images`` of them). Undegraded
     images keep hard labels; c never falls below chance, 1/K. ``relative``: c divided by the reference's accuracy
     at level 0 of the type (capped at 1), for a reference model far from perfect (not in the paper).
