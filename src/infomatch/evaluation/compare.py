@@ -3,8 +3,8 @@ a 95% CI.
 
 When both strategies have runs for two or more of the same seeds, the differences paired on those seeds get a
 t-interval (the seed fixes the initialisation, data order and degradations both runs share; a run whose seed
-the other strategy lacks is left out); otherwise Welch's interval on the two groups. An interval that contains 0 means the difference is not separated
-from seed noise.
+the other strategy lacks is left out); otherwise Welch's interval on the two groups. An interval that contains
+0 means the difference is not separated from seed noise.
 """
 
 from __future__ import annotations

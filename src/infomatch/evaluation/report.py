@@ -159,10 +159,10 @@ def _comparison_section(comparisons: dict[str, Any]) -> list[str]:
             lines += [f"One run per strategy, so no intervals: see the tables above for the differences of single "
                       f"models; evaluate several seeds per strategy for {comparisons['level']:.0%} intervals.", ""]
             continue
-        lines += [f"{comparisons['level']:.0%} confidence intervals: a t-interval on the differences paired on the seeds "
-                  "both strategies have (n: pairs), Welch's interval when fewer pair. An interval that contains 0 is not "
-                  "separated from seed noise. Accuracies in percentage points; (ts): after temperature scaling; "
-                  "robust: mean over the robustness grid.", ""]
+        lines += [f"{comparisons['level']:.0%} confidence intervals: a t-interval on the differences paired on the "
+                  "seeds both strategies have (n: pairs), Welch's interval when fewer pair. An interval that contains "
+                  "0 is not separated from seed noise. Accuracies in percentage points; (ts): after temperature "
+                  "scaling; robust: mean over the robustness grid.", ""]
         lines += markdown_table(["strategy", "metric", "difference", "95% CI", "method", "n", "verdict"],
                         [[*_difference_cells(row), row["method"], row["n"], verdict(row)] for row in rows])
     return lines
