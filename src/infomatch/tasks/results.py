@@ -160,7 +160,6 @@ def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], 
                      if row["method"] == "paired t" and row["n"] < max(runs[row["strategy"]], runs[baseline])})
     if partly:
         how += f"; {', '.join(partly)} paired on the seeds both have"
-
     lines = [f"Difference to {baseline} (strategy − {baseline}) with its 95% interval ({how}); **bold**: the "
              "interval excludes 0 (separated from seed noise)."
              if pairing != {"none (one run)"} else
