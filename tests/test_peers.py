@@ -19,9 +19,12 @@ from infomatch.base_augment.crop_flip import soft_crop
 from infomatch.data.batch import TrainingBatch
 from infomatch.data.stage import TrainingStage
 from infomatch.labels import ConfidenceSmoothing, MollifiedSmoothing, VisibilitySmoothing
+from infomatch.runs.validation import check_resume, inline_table_file
 from infomatch.tasks import confidence_table
+from infomatch.tasks.evaluate import evaluate
 from infomatch.tasks.train import train
 from infomatch.utils.checks import SettingError
+from infomatch.utils.errors import ConfigError
 
 # a width-4 model trained on synthetic 10-class data: the reference model of labels=confidence
 FIXTURE = ROOT / "tests" / "fixtures" / "checkpoint_2026-12-02" / "im_width4.ckpt"
@@ -265,7 +268,6 @@ def test_confidence_needs_a_reference_or_a_table(make_config):
         train(make_config("debug=fast_dev_run", "labels=confidence", "labels.reference=/nonexistent.ckpt"))
 
 
-
 def test_confidence_reads_its_table_from_a_json_file(tmp_path):
     table = {"blur": [1.0, 0.5, 0.25], "mosaic": [1.0, 0.75, 0.5]}
     written = tmp_path / "table.json"
@@ -293,6 +295,38 @@ def test_a_table_file_trains_like_its_reference_model(make_config, tmp_path):
     from_file = train(compose_config([*settings, "labels=confidence", f"labels.table={out}"], tmp_path / "run_2"))
     assert from_file["label_estimates"]["table"] == written["table"]
     assert from_file["val"] == from_model["val"]  # same run seed, same table: the same training
+
+
+@pytest.mark.slow
+def test_a_run_keeps_the_table_its_file_held(tmp_path):
+    """The checkpoint stores the table, not the file's path: evaluation needs no file, and resuming compares the
+    numbers (the same file passes; a file holding other numbers is refused)."""
+    table_file = tmp_path / "table.json"
+    types = ("diffusion", "blur", "dropout", "mosaic")  # augment=all's
+    table = {name: [0.0, 0.1 * number, 0.2 * number] for number, name in enumerate(types, 1)}
+    table_file.write_text(json.dumps({"levels": 3, "table": table}))
+    command = ["debug=fast", "labels=schedule", "labels.levels=3", f"labels.table={table_file}"]
+    train(compose_config(command, tmp_path / "run"))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["infomatch_config"]["labels"]["table"] == table
+
+    moved = tmp_path / "elsewhere.json"
+    table_file.rename(moved)
+    quick = ["robustness.levels=2", "confidence.levels=2", "plots=false"]
+    evaluation = evaluate(compose_config([f"ckpt={last}", *quick], tmp_path / "eval", "evaluate"))
+    assert [model["strategy"] for model in evaluation["models"].values()] == ["schedule"]
+
+    moved.rename(table_file)
+    resumed = compose_config([*command, f"resume={last}"], tmp_path / "run")
+    inline_table_file(resumed)
+    assert check_resume(resumed, last.parent) == last
+    table_file.write_text(json.dumps({"levels": 3, "table": {**table, "blur": [0.0, 0.5, 0.9]}}))
+    changed = compose_config([*command, f"resume={last}"], tmp_path / "run")
+    inline_table_file(changed)
+    refusal = r"labels\.table\.blur: \[0\.0, 0\.2, 0\.4\] in the checkpoint, \[0\.0, 0\.5, 0\.9\] now"
+    with pytest.raises(ConfigError, match=refusal):
+        check_resume(changed, last.parent)
+
 
 # ---- they train, alone and with what they combine with ------------------------------------------------------
 @pytest.mark.slow

@@ -234,7 +234,6 @@ def test_the_result_pages_are_what_docs_results_rebuild(tmp_path, page):
         f"{page}'s results blocks differ from docs/results: run python -m infomatch.tasks.results tables"
 
 
-
 NUMBER = r"[+-]?\d+\.\d+"
 INTERVAL = re.compile(rf"({NUMBER}) \[({NUMBER}), ({NUMBER})\]")
 BLOCK = re.compile(r"<!-- results:.*?<!-- /results:[\w.-]+ -->", re.S)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from infomatch.runs.checkpoint_io import load_plain
 from infomatch.runs.folders import resumed_run_dir
@@ -152,6 +152,17 @@ def validate_train_config(cfg: DictConfig) -> None:
     problems = _rule_problems(cfg, TRAIN_RULES)
     _raise_if(problems + _optimizer_problems(cfg, problems)
               + _build_problems(cfg, ("labels", "augment", "base_augment", "mix", "model", "data")))
+
+
+def inline_table_file(cfg: DictConfig) -> None:
+    """A ``labels.table`` given as a JSON file becomes the table the file holds, in ``cfg`` itself: the run's
+    stored config (checkpoints, metrics.json, the resume check, evaluation) then carries the numbers, not a path
+    that need not exist where the checkpoint is read later."""
+    table = OmegaConf.select(cfg, "labels.table", default=None)
+    if isinstance(table, str):
+        with open_dict(cfg):
+            cfg.labels.table = build_group(cfg, "labels").table
+        log.info("labels.table: read from %s", table)
 
 
 def validate_evaluate_config(cfg: DictConfig) -> None:

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,7 @@ def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], 
     rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline, metrics)}
     pairing = {row["method"] for row in rows.values()}
     how = "seed-paired t" if pairing == {"paired t"} else "seed-paired t, or Welch where fewer than two seeds pair"
-    runs = {strategy: sum(model["strategy"] == strategy for model in models.values()) for strategy in strategies}
+    runs = Counter(model["strategy"] for model in models.values())
     partly = sorted({row["strategy"] for row in rows.values()
                      if row["method"] == "paired t" and row["n"] < max(runs[row["strategy"]], runs[baseline])})
     if partly:

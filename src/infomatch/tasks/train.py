@@ -22,7 +22,13 @@ from infomatch.data.stage import TrainingStage, to_unit_range
 from infomatch.evaluation.checkpoints import load_model
 from infomatch.runs.checkpoint_io import AtomicCheckpointIO, atomic_write, load_plain
 from infomatch.runs.failures import in_sweep
-from infomatch.runs.validation import check_distributed, check_new_output, check_resume, validate_train_config
+from infomatch.runs.validation import (
+    check_distributed,
+    check_new_output,
+    check_resume,
+    inline_table_file,
+    validate_train_config,
+)
 from infomatch.training.loggers import HISTORY_LOGGERS
 from infomatch.training.module import InfoMatchModule
 from infomatch.utils.console import run_footer, run_header
@@ -250,6 +256,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     does this function.
     """
     validate_train_config(cfg)
+    inline_table_file(cfg)
     output_dir = Path(cfg.paths.output_dir)
     checkpoint_dir = OmegaConf.select(cfg, "callbacks.last_checkpoint.dirpath", default=None)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints"
