@@ -41,7 +41,7 @@ def main() -> None:
     batches = random_batches(args.steps, args.batch)
     print(f"device={device} ({device_name(device)}) {malloc} threads={torch.get_num_threads()} batch={args.batch} "
           f"steps/round={args.steps} rounds={args.rounds}")
-    print(f"{'width':>5} | {'precision':>10} | {'memory format':>13} | {'compile':>7} | {'img/s':>7} | {'vs fp32':>7}")
+    print(f"{'width':>5} | {'precision':>10} | {'memory format':>13} | {'compile':>7} | {'img/s':>7} | {'vs first':>8}")
     compiles = (False, True) if args.compile else (False,)
     channels_lasts = [memory_format == "channels_last" for memory_format in args.memory_formats]
     for width in args.widths:
