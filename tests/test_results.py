@@ -119,6 +119,30 @@ def test_a_block_names_its_baselines(study):
     assert hard_to_im.split(" | ")[1].startswith(f"**{-100 * sum(differences) / 3:+.2f} [")
 
 
+def test_a_block_can_show_some_strategies_in_its_order(study):
+    ls = model("ls", 0, 0.5, 0.01) | {"checkpoint": "outputs/runs/ls_run/checkpoints/best.ckpt"}
+    im = model("im", 3, 0.3, 0.1) | {"checkpoint": "outputs/runs/im_run/checkpoints/best.ckpt"}
+    write_evaluation(study, "2026-11-03", {"ls_seed0": ls})
+    write_evaluation(study, "2026-11-04", {"im_seed3": im})
+    for run, seconds in (("ls_run", 3600), ("im_run", 1800)):
+        (study / "runs" / run).mkdir(parents=True)
+        (study / "runs" / run / "metrics.json").write_text(json.dumps(
+            {"fit_seconds": seconds, "machine": {"cpu": "AMD EPYC", "torch_threads": 1, "precision": "32-true"}}))
+    readme = study.parent.parent.parent / "README.md"
+    readme.write_text("<!-- results:demo vs=hard strategies=im,hard -->\n<!-- /results:demo -->\n")
+    results.rebuild_readme(readme, study.parent)
+    text = readme.read_text()
+    rows = [line.split(" | ")[0] for line in text.splitlines() if line.startswith("| ") and " | " in line]
+    assert "| ls" not in rows and rows.index("| im") < rows.index("| hard")
+    assert "(7 models of im, hard)" in text
+    # only im_run's fit counts: ls is not shown, and the other models' checkpoints name no run in runs/
+    assert "Cost: 1 training run, 0.5 core-hours of fit (AMD EPYC, 32-true: 1 run, 0.5 h)" in text
+
+    readme.write_text("<!-- results:demo vs=hard strategies=hard,imm -->\n<!-- /results:demo -->\n")
+    with pytest.raises(UserError, match="no models of imm; its strategies: hard, im, ls"):
+        results.rebuild_readme(readme, study.parent)
+
+
 def test_a_strategy_with_a_seed_fewer_pairs_on_the_seeds_both_have(study):
     write_evaluation(study, "2026-11-03", {"hard_seed3": model("hard", 3, 0.30, 0.05)})
     text = results.study_markdown(study, ["hard"])

@@ -201,10 +201,21 @@ def _core_hours(seconds: float, threads: int) -> float:
     return seconds * threads / 3600
 
 
-def cost_text(study: Path) -> str | None:
+def cost_text(study: Path, models: dict[str, dict[str, Any]] | None = None) -> str | None:
     """The study's compute from its files: training core-hours (fit seconds x torch threads) per CPU and precision,
-    and the evaluations' that recorded their cost; None when no run is in the study."""
-    runs = [json.loads(path.read_text()) for path in sorted((study / "runs").glob("*/metrics.json"))]
+    and the evaluations' that recorded their cost; None when no run is in the study.
+
+    ``models``: count only these models' runs (their checkpoints' run folders) and the evaluations that scored them.
+    """
+    files = sorted((study / "runs").glob("*/metrics.json"))
+    evaluation_files = sorted((study / "evaluations").glob("*/metrics.json"))
+    evaluations = [json.loads(path.read_text()) for path in evaluation_files]
+    if models is not None:
+        shown = {_run_folder_name(model) for model in models.values()}
+        files = [path for path in files if path.parent.name in shown]
+        evaluations = [evaluation for evaluation in evaluations
+                       if shown & {_run_folder_name(model) for model in evaluation["models"].values()}]
+    runs = [json.loads(path.read_text()) for path in files]
     runs = [run for run in runs if "fit_seconds" in run and "machine" in run]
     if not runs:
         return None
@@ -217,8 +228,7 @@ def cost_text(study: Path) -> str | None:
     total = sum(sum(hours) for hours in groups.values())
     parts = "; ".join(f"{where}, {precision}: {len(hours)} run{'s' * (len(hours) > 1)}, {sum(hours):.1f} h"
                       for (where, precision), hours in groups.items())
-    text = f"Cost: {len(runs)} training runs, {total:.1f} core-hours of fit ({parts})"
-    evaluations = [json.loads(path.read_text()) for path in sorted((study / "evaluations").glob("*/metrics.json"))]
+    text = f"Cost: {len(runs)} training run{'s' * (len(runs) > 1)}, {total:.1f} core-hours of fit ({parts})"
     costs = [evaluation["cost"] for evaluation in evaluations if "cost" in evaluation]
     if costs:
         hours = sum(_core_hours(cost["seconds"], cost["torch_threads"]) for cost in costs)
@@ -226,18 +236,37 @@ def cost_text(study: Path) -> str | None:
     return text + " (core-hours: seconds x torch threads)."
 
 
-def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str | None = None) -> str:
+def _run_folder_name(model: dict[str, Any]) -> str:
+    """The run folder of an evaluated model: its checkpoint is <run>/checkpoints/<file>."""
+    return Path(model["checkpoint"]).parent.parent.name
+
+
+def select_strategies(models: dict[str, dict[str, Any]], strategies: list[str]) -> dict[str, dict[str, Any]]:
+    """The models of ``strategies``, in that order; a strategy the study does not have is an error (a typo would
+    otherwise drop its rows without a word)."""
+    present = list(dict.fromkeys(model["strategy"] for model in models.values()))
+    missing = [strategy for strategy in strategies if strategy not in present]
+    if missing:
+        raise UserError(f"the study has no models of {', '.join(missing)}; its strategies: {', '.join(present)}")
+    return {name: model for strategy in strategies for name, model in models.items() if model["strategy"] == strategy}
+
+
+def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str | None = None,
+                   strategies: list[str] | None = None) -> str:
     """The README block of one study: per-strategy mean ± 95% CI half-width, then paired differences to each of
     ``baselines`` that the study has.
 
-    ``shown_as``: the study's path as the block names it (default: as given).
+    ``shown_as``: the study's path as the block names it (default: as given). ``strategies``: show only these, in
+    this order (the cost line then counts only their runs).
     """
     from infomatch.evaluation.compare import scalar_metrics
 
     models = load_study(study)
+    if strategies:
+        models = select_strategies(models, strategies)
     lines = [f"<sub>Rebuilt by `python -m infomatch.tasks.results tables` from `{shown_as or study.as_posix()}/` "
-             f"({len(models)} models).</sub>", ""]
-    cost = cost_text(study)
+             f"({len(models)} models{' of ' + ', '.join(strategies) if strategies else ''}).</sub>", ""]
+    cost = cost_text(study, models if strategies else None)
     if cost:
         lines += [cost, ""]
     lines += ["Mean over seeds ± half-width of the 95% t-interval of the mean; (ts): after temperature scaling; "
@@ -248,8 +277,9 @@ def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str 
     return "\n".join(lines).rstrip("\n")
 
 
-# <!-- results:<study> --> or <!-- results:<study> vs=hard,matched --> (the baselines of its difference tables)
-BLOCK_START = re.compile(r"<!-- results:([\w.-]+)(?: vs=([\w.,-]+))? -->")
+# <!-- results:<study> -->, <!-- results:<study> vs=hard,matched --> (the baselines of its difference tables),
+# <!-- results:<study> vs=hard strategies=hard,im,ls --> (only these strategies, in this order)
+BLOCK_START = re.compile(r"<!-- results:([\w.-]+)(?: vs=([\w.,-]+))?(?: strategies=([\w.,-]+))? -->")
 
 
 def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> list[str]:
@@ -262,12 +292,17 @@ def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> 
     for match in BLOCK_START.finditer(readme.read_text()):
         name, start = match.group(1), match.group(0)
         baselines = match.group(2).split(",") if match.group(2) else [baseline]
+        strategies = match.group(3).split(",") if match.group(3) else None
         study = results_root / name
         if not study.is_dir():
             raise UserError(f"{readme} has a results block for {name!r} but {study} does not exist")
         # named relative to the README, so the block reads the same whichever folder the command ran from
         shown_as = Path(os.path.relpath(study.resolve(), readme.resolve().parent)).as_posix()
-        block = f"{start}\n{study_markdown(study, baselines, shown_as)}\n<!-- /results:{name} -->"
+        try:
+            markdown = study_markdown(study, baselines, shown_as, strategies)
+        except UserError as error:
+            raise UserError(f"{readme}, block {start}: {error}") from error
+        block = f"{start}\n{markdown}\n<!-- /results:{name} -->"
         pattern = re.compile(rf"{re.escape(start)}.*?<!-- /results:{re.escape(name)} -->", re.S)
         if not pattern.search(text):
             raise UserError(f"{readme}: the results block {name!r} has no closing <!-- /results:{name} --> line")
