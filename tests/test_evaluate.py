@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -365,6 +366,35 @@ def test_a_policy_and_mixing_make_their_own_strategy(sweep, tmp_path):
     torch.save(checkpoint, tmp_path / "recipe.ckpt")
     model = load_model(tmp_path / "recipe.ckpt")
     assert (model.strategy, model.name) == ("im_trivialaugment_erasing_mixup", "im_trivialaugment_erasing_mixup_seed0")
+
+
+def test_a_degradation_other_than_the_recipes_makes_its_own_strategy(sweep, tmp_path):
+    # hard augment=mollify must not pool with the study's hard (augment=all) nor with labels=mollify
+    checkpoint = torch.load(best(sweep, "0_hard_all_seed0"), map_location="cpu", weights_only=True)
+    checkpoint["infomatch_config"]["augment"] = {"_target_": "infomatch.augment.Degrader", "types": ["noise", "heat"],
+                                                 "probability": 2 / 3, "level_distribution": "beta"}
+    torch.save(checkpoint, tmp_path / "hard_mollify.ckpt")
+    assert load_model(tmp_path / "hard_mollify.ckpt").strategy == "hard_mollify"
+
+
+@pytest.mark.parametrize(("labels", "augment", "base_augment", "expected"), [
+    ({}, {}, {}, "hard"),  # Degrader's defaults are augment=all's settings
+    ({}, {"types": []}, {}, "hard_none"),
+    ({}, {"types": []}, {"soft_crop": True}, "hard_soft_crop"),  # the soft crop's recipe has no degradation
+    ({}, {"types": ["blur", "mosaic"]}, {"soft_crop": True}, "hard_blur_mosaic_soft_crop"),
+    ({}, {"types": "blur", "probability": 0.5}, {}, "hard_blur_p0.5"),
+    ({}, {"level_distribution": "beta", "level_a": 2, "level_b": 5}, {}, "hard_diffusion_blur_dropout_mosaic_beta2-5"),
+    ({"_target_": "infomatch.labels.MollifiedSmoothing"},
+     {"types": ["noise", "heat"], "probability": 2 / 3, "level_distribution": "beta"}, {}, "mollify"),
+    ({"_target_": "infomatch.labels.MollifiedSmoothing"}, {}, {}, "mollify_all"),
+])
+def test_strategy_names_show_the_degradation_when_it_is_not_the_recipes(labels, augment, base_augment, expected):
+    from infomatch.evaluation.recipe_names import recipe_parts
+    from infomatch.runs.trusted import build
+
+    strategy = build(labels or {"_target_": "infomatch.labels.HardLabels"}, "labels", Path("test.ckpt"))
+    config = {"augment": {"_target_": "infomatch.augment.Degrader", **augment}, "base_augment": base_augment}
+    assert "_".join([strategy.name, *recipe_parts(config, strategy)]) == expected
 
 
 FIXTURE = ROOT / "tests" / "fixtures" / "checkpoint_2026-12-02"

@@ -14,6 +14,8 @@ from infomatch.evaluation.degraded import ROBUSTNESS_SCORES
 from infomatch.tasks import results
 from infomatch.utils.errors import UserError
 
+ROOT = Path(__file__).resolve().parents[1]
+
 T_975 = {1: 12.706204736174704, 2: 4.302652729915332}  # Student t 97.5% quantiles (tables: 12.706, 4.303)
 SETTINGS = {"data": "synthetic", "subset": None, "num_images": 100, "ece_bins": 15, "seed": 0, "device": "cpu"}
 
@@ -282,3 +284,45 @@ def test_every_interval_quoted_in_a_pages_text_is_one_of_the_tables(page):
         if tuple(map(float, quoted)) not in {tuple(round(value, places) for value in row) for row in tabled}:
             stale.append("{} [{}, {}]".format(*quoted))
     assert stale == [], f"{page} quotes intervals no results table holds: {stale}"
+
+
+def test_runs_trained_differently_under_one_name_are_refused(study):
+    # the model fixture's checkpoints are /somewhere/<strategy><seed>.ckpt, so their run folder is "somewhere"
+    # for all; give hard's seeds their own run folders with stored configs
+    for seed, types in ((0, ["blur"]), (1, ["blur"]), (2, ["mosaic"])):
+        run = study / "runs" / f"hard_seed{seed}"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(f"seed: {seed}\ntrainer:\n  precision: {'32-true' if seed else 'auto'}\n"
+                                         f"augment:\n  types: {types}\n")
+    for name in ("2026-11-01", "2026-11-02"):
+        file = study / "evaluations" / name / "metrics.json"
+        evaluation = json.loads(file.read_text())
+        for model_name, evaluated in evaluation["models"].items():
+            if evaluated["strategy"] == "hard":
+                evaluated["checkpoint"] = f"/elsewhere/{model_name}/checkpoints/best.ckpt"
+        file.write_text(json.dumps(evaluation))
+    with pytest.raises(UserError, match=r"hard runs hard_seed0 and hard_seed2 .*augment.types: \['blur'\] vs "
+                                        r"\['mosaic'\]"):
+        results.load_study(study)
+    # seed and precision may differ, and a setting one run did not store yet is not compared
+    (study / "runs" / "hard_seed2" / "config.yaml").write_text("seed: 2\naugment:\n  types: [blur]\n  probability: 1\n")
+    assert len(results.load_study(study)) == 6
+
+
+def test_stored_strategy_names_are_what_the_naming_gives_their_runs():
+    """Renaming a recipe would split a study's seeds between the stored name and the new one."""
+    import yaml
+
+    from infomatch.evaluation.recipe_names import recipe_parts
+    from infomatch.runs.trusted import build
+
+    checked = 0
+    for file in sorted((ROOT / "docs" / "results").glob("*/evaluations/*/metrics.json")):
+        study = file.parents[2]
+        for evaluated in json.loads(file.read_text())["models"].values():
+            config_file = study / "runs" / results._run_folder_name(evaluated) / "config.yaml"
+            config = yaml.safe_load(config_file.read_text())
+            labels = build(config["labels"], "labels", config_file)
+            assert "_".join([labels.name, *recipe_parts(config, labels)]) == evaluated["strategy"], config_file
+            checked += 1
+    assert checked >= 70

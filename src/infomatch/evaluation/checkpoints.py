@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from infomatch.base_augment import POLICIES
 from infomatch.data import cifar100
+from infomatch.evaluation.recipe_names import recipe_parts
 from infomatch.models import NormalizedClassifier, ResNet18
 from infomatch.runs.checkpoint_io import load_plain
 from infomatch.runs.failures import FAILED_FILE, read_failure
@@ -153,27 +153,6 @@ def _from_training(path: Path, checkpoint: dict[str, Any]) -> LoadedModel:
     strategy = "_".join([labels.name, *recipe_parts(config, labels)])
     return LoadedModel(f"{strategy}_seed{seed}", strategy, seed, path,
                        NormalizedClassifier(net, normalization["mean"], normalization["std"]), config.get("data"))
-
-
-def recipe_parts(config: dict[str, Any], labels: Any) -> list[str]:
-    """What sets a model's training apart from its strategy's defaults, for its name: a measure other than NMI
-    (im_ssim), a base augmentation policy, the soft crop, random erasing, mixing (im_trivialaugment_mixup). Runs
-    stored before a setting existed had its default and keep their names."""
-    parts = []
-    measure = getattr(labels, "measure", "nmi")
-    if measure != "nmi":
-        parts.append(measure)
-    base_augment = config.get("base_augment") or {}
-    policy = (base_augment.get("policy") or {}).get("_target_", "")
-    parts += [name for name, cls in POLICIES.items() if policy.endswith(f".{cls.__name__}")]
-    if base_augment.get("soft_crop"):
-        parts.append("soft_crop")
-    if (base_augment.get("random_erasing") or 0) > 0:
-        parts.append("erasing")
-    kind = (config.get("mix") or {}).get("kind", "none")
-    if kind != "none":
-        parts.append(kind)
-    return parts
 
 
 def _from_reference(path: Path, state: dict[str, Tensor]) -> LoadedModel:

@@ -299,6 +299,7 @@ class MollifiedSmoothing:
     blur_power: float = 1.0
     spread: str = "all"
     name: ClassVar[str] = "mollify"
+    degradation: ClassVar[str] = "mollify"  # the augment option of its recipe: a model trained so is named mollify
     NOISE_TYPES: ClassVar[tuple[str, ...]] = ("noise", "diffusion")
     BLUR_TYPES: ClassVar[tuple[str, ...]] = ("heat", "blur")
 

@@ -21,6 +21,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from infomatch.evaluation.tables import interval_text, markdown_table, mean_text, number_text
 from infomatch.utils.errors import UserError, exit_with
 
@@ -42,6 +44,10 @@ CORRUPTION_COLUMNS = (
     ("C mean_top1_other", "other %", 100), ("C mean_nll", "C NLL", 1), ("C mean_ece", "C ECE", 1),
 )
 CORRUPTION_SETTINGS = ("source", "names", "severities", "num_images")  # equal in every evaluation of a study
+# the training settings that must agree among the runs pooled under one strategy name (not seed, precision, paths)
+RECIPE_SETTINGS = ("model", "labels", "base_augment", "augment", "mix", "optimizer", "scheduler", "data.batch_size",
+                   "data.train_limit", "data.val_size", "data.split_seed", "data.validate_on_test",
+                   "trainer.max_epochs")
 
 
 def _run_folders(runs: Path) -> list[Path]:
@@ -115,7 +121,44 @@ def load_study(study: Path) -> dict[str, dict[str, Any]]:
             for name, scores in part["models"].items():
                 evaluated[name]["corruptions"] = {**scores["summary"], "label": part["label"]}
         models.update(evaluated)
+    check_pooled_runs(study, models)
     return models
+
+
+def _recipe(config: dict[str, Any]) -> dict[str, Any]:
+    """A run config's RECIPE_SETTINGS as {"augment.types": [...], ...}."""
+    flat = {}
+    for setting in RECIPE_SETTINGS:
+        value: Any = config
+        for key in setting.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, dict):
+            flat.update({f"{setting}.{key}": item for key, item in value.items()})
+        elif value is not None:
+            flat[setting] = value
+    return flat
+
+
+def check_pooled_runs(study: Path, models: dict[str, dict[str, Any]]) -> None:
+    """Refuse a strategy whose runs (in ``study/runs``) were trained with different settings: a name that misses a
+    setting would otherwise pool them over seeds without a word. Settings a run stored and another did not
+    (added later, at their defaults) are not compared."""
+    first: dict[str, tuple[str, dict[str, Any]]] = {}
+    for model in models.values():
+        run = _run_folder_name(model)
+        file = study / "runs" / run / "config.yaml"
+        if not file.is_file():
+            continue
+        recipe = _recipe(yaml.safe_load(file.read_text()))
+        strategy = model["strategy"]
+        first_run, first_recipe = first.setdefault(strategy, (run, recipe))
+        differ = sorted(key for key in recipe.keys() & first_recipe.keys() if recipe[key] != first_recipe[key])
+        if differ:
+            shown = "; ".join(f"{key}: {first_recipe[key]!r} vs {recipe[key]!r}" for key in differ[:4])
+            raise UserError(f"{study}: the {strategy} runs {first_run} and {run} were trained with different "
+                            f"settings ({shown}{' ...' if len(differ) > 4 else ''}), so their seeds cannot be pooled "
+                            "under one name; evaluate them apart or name the setting in "
+                            "infomatch/evaluation/recipe_names.py")
 
 
 def strategy_summary(models: dict[str, dict[str, Any]], metrics=None) -> dict[str, dict[str, Any]]:
