@@ -251,3 +251,21 @@ def test_a_sweep_ends_with_a_table_of_its_jobs(tmp_path):
                                                      ["failed", "–", "1_im_all_seed0"],
                                                      ["unfinished", "–", "10_ls_all_seed0"]]
     assert lines[-1] == f"  next: python evaluate.py ckpt={tmp_path}"
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_without_a_terminal_training_logs_a_line_per_epoch_instead_of_bars(make_config, caplog, capfd, terminal):
+    with caplog.at_level("INFO", logger="infomatch.training.callbacks"):
+        metrics = train(make_config("debug=fast", "trainer.max_epochs=2",
+                                    f"callbacks.progress_bar.terminal={terminal}"))
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("epoch ")]
+    output = capfd.readouterr()
+    bars = (output.out + output.err).count("it/s")
+    if terminal:
+        assert lines == [] and bars > 0
+    else:
+        assert bars == 0 and len(lines) == 2
+        assert lines[0].startswith("epoch 1/2 done after") and lines[0].endswith(" left")
+        assert lines[1].startswith("epoch 2/2 done after") and "left" not in lines[1]
+        # the last line's numbers are the last epoch's validation, as metrics.json records it
+        assert f"val/top1 {metrics['val']['val/top1']:.4g}" in lines[1] and "train/loss_epoch " in lines[1]

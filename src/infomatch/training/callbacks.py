@@ -6,11 +6,13 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from types import FrameType
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 from infomatch.utils.console import duration_text
 from infomatch.utils.errors import RunInterrupted, StoppedByUser
@@ -31,6 +33,41 @@ class EpochTimer(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._start is not None:
             pl_module.log("time/epoch_s", time.perf_counter() - self._start)
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bars on a terminal; where stdout is a file (nohup, SLURM, CI) one log line per epoch
+    instead: a bar redrawn every step fills such a log with megabytes of carriage returns and cursor moves.
+    ``terminal``: None detects it."""
+
+    def __init__(self, refresh_rate: int = 1, terminal: bool | None = None) -> None:
+        super().__init__(refresh_rate=refresh_rate)
+        self.terminal = terminal
+        self._log_epochs = False
+        self._fit_start: tuple[float, int] | None = None  # (time, epoch) this process started training at
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._log_epochs = not (sys.stdout.isatty() if self.terminal is None else self.terminal)  # the bars' stream
+        if self._log_epochs:
+            self.disable()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._fit_start = time.perf_counter(), trainer.current_epoch  # a resumed run starts past epoch 0
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._log_epochs and trainer.is_global_zero and self._fit_start is not None:
+            done = trainer.current_epoch + 1
+            elapsed = time.perf_counter() - self._fit_start[0]
+            metrics = ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                                for key, value in self.get_metrics(trainer, pl_module).items()
+                                if key != "v_num" and not key.endswith("_step"))  # the epoch's mean is there
+            epochs = trainer.max_epochs
+            per_epoch = elapsed / (done - self._fit_start[1])
+            left = f"; about {duration_text(per_epoch * (epochs - done))} left" if epochs and epochs > done else ""
+            log.info("epoch %d/%s done after %s: %s%s", done, epochs or "?", duration_text(elapsed), metrics, left)
 
 
 class StopOnSignal(L.Callback):
