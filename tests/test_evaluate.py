@@ -389,12 +389,12 @@ def test_a_degradation_other_than_the_recipes_makes_its_own_strategy(sweep, tmp_
     ({"_target_": "infomatch.labels.MollifiedSmoothing"}, {}, {}, "mollify_all"),
 ])
 def test_strategy_names_show_the_degradation_when_it_is_not_the_recipes(labels, augment, base_augment, expected):
-    from infomatch.evaluation.recipe_names import recipe_parts
+    from infomatch.evaluation.recipe_names import strategy_name
     from infomatch.runs.trusted import build
 
     strategy = build(labels or {"_target_": "infomatch.labels.HardLabels"}, "labels", Path("test.ckpt"))
     config = {"augment": {"_target_": "infomatch.augment.Degrader", **augment}, "base_augment": base_augment}
-    assert "_".join([strategy.name, *recipe_parts(config, strategy)]) == expected
+    assert strategy_name(config, strategy) == expected
 
 
 FIXTURE = ROOT / "tests" / "fixtures" / "checkpoint_2026-12-02"

@@ -313,7 +313,7 @@ def test_stored_strategy_names_are_what_the_naming_gives_their_runs():
     """Renaming a recipe would split a study's seeds between the stored name and the new one."""
     import yaml
 
-    from infomatch.evaluation.recipe_names import recipe_parts
+    from infomatch.evaluation.recipe_names import strategy_name
     from infomatch.runs.trusted import build
 
     checked = 0
@@ -323,6 +323,6 @@ def test_stored_strategy_names_are_what_the_naming_gives_their_runs():
             config_file = study / "runs" / results._run_folder_name(evaluated) / "config.yaml"
             config = yaml.safe_load(config_file.read_text())
             labels = build(config["labels"], "labels", config_file)
-            assert "_".join([labels.name, *recipe_parts(config, labels)]) == evaluated["strategy"], config_file
+            assert strategy_name(config, labels) == evaluated["strategy"], config_file
             checked += 1
     assert checked >= 70

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from infomatch.data import cifar100
-from infomatch.evaluation.recipe_names import recipe_parts
+from infomatch.evaluation.recipe_names import strategy_name
 from infomatch.models import NormalizedClassifier, ResNet18
 from infomatch.runs.checkpoint_io import load_plain
 from infomatch.runs.failures import FAILED_FILE, read_failure
@@ -150,7 +150,7 @@ def _from_training(path: Path, checkpoint: dict[str, Any]) -> LoadedModel:
              if key.startswith("net.")}
     settings = ", ".join(f"{key}={value}" for key, value in config["model"].items() if key != "_target_")
     _load_weights(path, net, state, f"in its config ({settings})")
-    strategy = "_".join([labels.name, *recipe_parts(config, labels)])
+    strategy = strategy_name(config, labels)
     return LoadedModel(f"{strategy}_seed{seed}", strategy, seed, path,
                        NormalizedClassifier(net, normalization["mean"], normalization["std"]), config.get("data"))
 

@@ -51,8 +51,9 @@ def degradation_options() -> dict[tuple, str]:
 def degradation_name(settings: Mapping[str, Any]) -> str:
     """The augment option these settings are, or a description of them (blur_p0.5, noise_heat_beta1-2)."""
     identity = degradation_identity(settings)
-    if identity in degradation_options():
-        return degradation_options()[identity]
+    option = degradation_options().get(identity)
+    if option is not None:
+        return option
     types, probability, distribution, shape = identity
     words = ["_".join(types)]
     if probability < 1:
@@ -92,3 +93,8 @@ def recipe_parts(config: Mapping[str, Any], labels: Any) -> list[str]:
     if kind != "none":
         parts.append(kind)
     return parts
+
+
+def strategy_name(config: Mapping[str, Any], labels: Any) -> str:
+    """The name a model's seeds are pooled under: its labels strategy's name and :func:`recipe_parts`."""
+    return "_".join([labels.name, *recipe_parts(config, labels)])

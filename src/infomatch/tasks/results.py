@@ -126,7 +126,8 @@ def load_study(study: Path) -> dict[str, dict[str, Any]]:
 
 
 def _recipe(config: dict[str, Any]) -> dict[str, Any]:
-    """A run config's RECIPE_SETTINGS as {"augment.types": [...], ...}."""
+    """A run config's RECIPE_SETTINGS as {"augment.types": [...], ...}: one level deep, so a setting that is null in
+    one run and a mapping in another (base_augment.policy) still differs."""
     flat = {}
     for setting in RECIPE_SETTINGS:
         value: Any = config
