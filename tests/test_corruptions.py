@@ -21,7 +21,7 @@ from conftest import ROOT
 from PIL import Image
 from scipy import ndimage
 
-from infomatch.data import cifar100
+from infomatch.data import cifar
 from infomatch.evaluation.cifar100c import functions
 from infomatch.evaluation.cifar100c.scoring import check_baseline
 from infomatch.evaluation.cifar100c.sources import OfficialCorruptions, RegeneratedCorruptions
@@ -388,7 +388,7 @@ def run_folder(root, strategy: str, seed: int):
     torch.save({"state_dict": {f"net.{key}": value for key, value in net.state_dict().items()},
                 "infomatch_config": {"model": {"_target_": "infomatch.models.ResNet18", "num_classes": 10, "width": 8},
                                      "labels": {"_target_": target}, "seed": seed},
-                "infomatch_normalization": {"mean": list(cifar100.MEAN), "std": list(cifar100.STD)}},
+                "infomatch_normalization": {"mean": list(cifar.CIFAR100.mean), "std": list(cifar.CIFAR100.std)}},
                folder / "checkpoints" / "best_epoch000.ckpt")
     return folder, net
 
@@ -410,7 +410,7 @@ def synthetic_test_set(make_config) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def accuracy(net, corrupted: torch.Tensor, labels: torch.Tensor) -> float:
-    mean, std = torch.tensor(cifar100.MEAN).view(1, -1, 1, 1), torch.tensor(cifar100.STD).view(1, -1, 1, 1)
+    mean, std = torch.tensor(cifar.CIFAR100.mean).view(1, -1, 1, 1), torch.tensor(cifar.CIFAR100.std).view(1, -1, 1, 1)
     with torch.no_grad():
         logits = net.eval()((corrupted.float() / 255 - mean) / std)
     return (logits.argmax(1) == labels).float().mean().item()

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from infomatch.data import CIFAR100DataModule, SyntheticDataModule, cifar100
-from infomatch.data.cifar100 import read_split
+from infomatch.data import CIFAR100DataModule, SyntheticDataModule, cifar
+from infomatch.data.cifar import CIFAR100, read_split
 from infomatch.data.datamodule import split_train_val
 from infomatch.utils.errors import DatasetError
 
@@ -30,7 +30,7 @@ def write_fake_cifar(root, num_train=60, num_test=20):
 
 def test_read_split_matches_official_layout(tmp_path):
     arrays = write_fake_cifar(tmp_path)
-    images, labels = read_split(tmp_path / "cifar-100-python", "train")
+    images, labels = read_split(CIFAR100, tmp_path / "cifar-100-python", "train")
     data, expected_labels = arrays["train"]
     assert images.dtype == torch.uint8 and images.shape == (60, 3, 32, 32)
     # plane layout: first 1024 bytes are red, row-major
@@ -84,7 +84,7 @@ def test_truncated_file_is_named(tmp_path):
     path = tmp_path / "cifar-100-python" / "train"
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(DatasetError, match="corrupt or truncated"):
-        read_split(tmp_path / "cifar-100-python", "train")
+        read_split(CIFAR100, tmp_path / "cifar-100-python", "train")
 
 
 def test_synthetic_data_is_learnable_signal():
@@ -116,10 +116,10 @@ def test_a_failed_download_leaves_no_data_folder_behind(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", no_network)
     with pytest.raises(DatasetError, match="download failed: Temporary failure"):
-        cifar100.ensure_downloaded(tmp_path / "data" / "cifar100", download=True)
+        cifar.ensure_downloaded(cifar.CIFAR100, tmp_path / "data" / "cifar100", download=True)
     assert not (tmp_path / "data").exists()
     kept = tmp_path / "mine"
     kept.mkdir()  # a folder the user made stays
     with pytest.raises(DatasetError):
-        cifar100.ensure_downloaded(kept, download=True)
+        cifar.ensure_downloaded(cifar.CIFAR100, kept, download=True)
     assert kept.is_dir()

@@ -16,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from torchmetrics import MeanMetric
 
-from infomatch.data import cifar100
+from infomatch.data import cifar
 from infomatch.evaluation import clean, plots
 from infomatch.evaluation.checkpoints import load_model
 from infomatch.metrics.temperature import fit_temperature
@@ -222,7 +222,8 @@ def test_reference_state_dict_loads_and_evaluates(make_config, sweep, tmp_path):
     net = ResNet18(num_classes=10, width=8)
     net.load_state_dict(state)
     images, labels = synthetic_test_set(make_config)
-    assert_matches_hand(results, "reference_hard", hand_logits(net, cifar100.MEAN, cifar100.STD, images), labels)
+    logits = hand_logits(net, cifar.CIFAR100.mean, cifar.CIFAR100.std, images)
+    assert_matches_hand(results, "reference_hard", logits, labels)
 
 
 class MeanConfidence(MeanMetric):

@@ -26,7 +26,7 @@ from test_data import write_fake_cifar
 from test_preemption import Smuggled
 from test_reliability import TINY, assert_one_paragraph_error, run_train, subprocess_env
 
-from infomatch.data import cifar100
+from infomatch.data import cifar
 from infomatch.evaluation.checkpoints import load_model
 from infomatch.runs import trusted
 from infomatch.runs.folders import register_resolvers
@@ -223,14 +223,14 @@ def test_entry_points_refuse_a_crafted_checkpoint_in_one_paragraph(program, trai
 def test_a_cifar_pickle_that_would_run_code_is_refused_by_training(make_config, tmp_path):
     marker = tmp_path / "marker"
     write_fake_cifar(tmp_path / "cifar")
-    train_file = tmp_path / "cifar" / cifar100.FOLDER / "train"
+    train_file = tmp_path / "cifar" / cifar.CIFAR100.folder / "train"
     smuggled = pickle.dumps({"data": Smuggled(marker), "fine_labels": [0]})
     pickle.loads(smuggled)  # what plain pickle.load does with it
     assert marker.read_text() == "code ran"
     marker.unlink()
     train_file.write_bytes(smuggled)
     with pytest.raises(DatasetError, match="holds a pickled test_preemption.write_marker, which would run code"):
-        cifar100.read_split(train_file.parent, "train")
+        cifar.read_split(cifar.CIFAR100, train_file.parent, "train")
     cfg = make_config("data=cifar100", f"data.root={tmp_path / 'cifar'}", "data.download=false", "data.val_size=10",
                       "model.width=8", "trainer.max_epochs=1", "trainer.accelerator=cpu", "logger=csv")
     with pytest.raises(DatasetError) as raised:
@@ -262,20 +262,23 @@ def _replace(folder: Path, split: str, **entries) -> None:
 ])
 def test_cifar_files_with_wrong_contents_are_named_when_read(tmp_path, split, entries, words):
     write_fake_cifar(tmp_path)
-    folder = tmp_path / cifar100.FOLDER
+    folder = tmp_path / cifar.CIFAR100.folder
     _replace(folder, split, **entries)
     with pytest.raises(DatasetError) as raised:
-        cifar100.read_class_names(folder) if split == "meta" else cifar100.read_split(folder, split)
+        if split == "meta":
+            cifar.read_class_names(cifar.CIFAR100, folder)
+        else:
+            cifar.read_split(cifar.CIFAR100, folder, split)
     assert str(folder / split) in str(raised.value) and words in str(raised.value)
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_cifar_copies_written_with_any_pickle_protocol_load(tmp_path, protocol):
     arrays = write_fake_cifar(tmp_path)
-    folder = tmp_path / cifar100.FOLDER
+    folder = tmp_path / cifar.CIFAR100.folder
     data, labels = arrays["train"]
     (folder / "train").write_bytes(pickle.dumps({"data": data, "fine_labels": labels}, protocol))
-    images, read_labels = cifar100.read_split(folder, "train")
+    images, read_labels = cifar.read_split(cifar.CIFAR100, folder, "train")
     assert torch.equal(images, torch.from_numpy(data).reshape(-1, 3, 32, 32)) and read_labels.tolist() == labels
 
 

@@ -1,4 +1,11 @@
-from infomatch.data.datamodule import CIFAR100DataModule, InMemoryDataModule
+from infomatch.data.datamodule import (
+    CIFAR10DataModule,
+    CIFAR100CoarseDataModule,
+    CIFAR100DataModule,
+    CifarDataModule,
+    InMemoryDataModule,
+)
 from infomatch.data.synthetic import SyntheticDataModule
 
-__all__ = ["CIFAR100DataModule", "InMemoryDataModule", "SyntheticDataModule"]
+__all__ = ["CIFAR10DataModule", "CIFAR100CoarseDataModule", "CIFAR100DataModule", "CifarDataModule",
+           "InMemoryDataModule", "SyntheticDataModule"]

@@ -1,15 +1,18 @@
 """The base data module, which holds images as uint8 tensors and runs the training data stage on the device, and
-CIFAR-100.
+the CIFAR data sets (CIFAR-10, CIFAR-100 with fine or coarse labels).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightning as L
 import torch
 
-from infomatch.data import cifar100
+from infomatch.data import cifar
 from infomatch.data.batch import TrainingBatch
 from infomatch.data.batching import DeviceBatches, batch_loader
+from infomatch.data.classes import keep_class_names, keep_classes, kept_class_count
 from infomatch.data.stage import TrainingStage, to_unit_range
 from infomatch.utils.checks import check_integer, require
 from infomatch.utils.errors import ConfigError
@@ -25,13 +28,14 @@ def split_train_val(num_train: int, val_size: int, split_seed: int) -> tuple[tor
 
 
 class InMemoryDataModule(L.LightningDataModule):
-    """Shared logic. A data set subclass sets ``num_classes``, ``mean`` and ``std`` (per-channel statistics of its
-    [0, 1] training images, for normalization) and implements ``load()`` and ``class_names()``.
+    """Shared logic. A data set subclass sets ``mean`` and ``std`` (per-channel statistics of its [0, 1] training
+    images, for normalization), calls ``set_classes`` and implements ``load()`` and ``class_names()``.
 
     Batches reach the device as uint8; ``on_after_batch_transfer`` scales them to [0, 1] and, for training
     batches, runs ``stage`` (crop/flip, degradation), handing the LightningModule a TrainingBatch.
     ``on_device``: keep the uint8 sets on the training device and gather batches there (no DataLoader, no
-    per-step host-to-device copy); ``auto`` does so on GPUs.
+    per-step host-to-device copy); ``auto`` does so on GPUs. ``classes``: keep only these classes in every split,
+    relabelled 0..k-1 (a count k: the first k; a list: those labels, in that order); ``num_classes`` is then k.
 
     In a distributed run every rank loads the whole sets and takes its own share of each batch
     (``batching.rank_batches``): ``batch_size`` is the global batch of one optimizer step, all ranks together,
@@ -39,14 +43,15 @@ class InMemoryDataModule(L.LightningDataModule):
     (``trainer.use_distributed_sampler: false``).
     """
 
-    num_classes: int
+    num_classes: int  # the classes the model predicts: all_classes, or the count data.classes keeps
+    all_classes: int  # the data set's own
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
     def __init__(self, batch_size: int = 128, eval_batch_size: int = 512, val_size: int = 5000,
                  split_seed: int = 0, validate_on_test: bool = False, shuffle_seed: int = 0,
                  train_limit: int | None = None, on_device: bool | str = "auto",
-                 stage: TrainingStage | None = None) -> None:
+                 classes: int | list[int] | None = None, stage: TrainingStage | None = None) -> None:
         super().__init__()
         check_integer("batch_size", batch_size, 1)
         check_integer("eval_batch_size", eval_batch_size, 1)
@@ -63,7 +68,14 @@ class InMemoryDataModule(L.LightningDataModule):
         self.validate_on_test = validate_on_test
         self.shuffle_seed = shuffle_seed
         self.train_limit = train_limit
+        # a list from the config as a plain list (a count stays a count; anything else set_classes refuses)
+        self.classes = list(classes) if isinstance(classes, Sequence) and not isinstance(classes, str) else classes
         self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def set_classes(self, all_classes: int) -> None:
+        """Called by a subclass's constructor with its data set's class count: checks ``classes`` against it."""
+        self.all_classes = all_classes
+        self.num_classes = kept_class_count(all_classes, self.classes)
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(train images, train labels, test images, test labels): (N, C, H, W) uint8 and (N,) int64."""
@@ -77,6 +89,9 @@ class InMemoryDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         train_x, train_y, test_x, test_y = self.load()
+        if self.classes is not None:
+            train_x, train_y = keep_classes(train_x, train_y, self.classes, self.all_classes)
+            test_x, test_y = keep_classes(test_x, test_y, self.classes, self.all_classes)
         self.test_set = (test_x, test_y)
         if self.validate_on_test:
             # the reference scripts' protocol: checkpoints selected on the test set
@@ -139,26 +154,44 @@ class InMemoryDataModule(L.LightningDataModule):
         return to_unit_range(images), labels
 
 
-class CIFAR100DataModule(InMemoryDataModule):
-    mean = cifar100.MEAN
-    std = cifar100.STD
+class CifarDataModule(InMemoryDataModule):
+    """A data set in the official CIFAR "python version" layout; subclasses name their ``layout``."""
 
-    def __init__(self, root: str = "data/cifar100", download: bool = True, num_classes: int = cifar100.NUM_CLASSES,
+    layout: cifar.CifarLayout
+
+    def __init__(self, root: str = "data/cifar", download: bool = True, num_classes: int | None = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        # a setting only so that the model's num_classes can follow ${data.num_classes}
-        require("num_classes", num_classes, num_classes == cifar100.NUM_CLASSES,
-                f"must be {cifar100.NUM_CLASSES}: CIFAR-100 has {cifar100.NUM_CLASSES} classes")
-        self.num_classes = num_classes
+        # a setting only so that the model's num_classes can follow the data set's
+        total = self.layout.num_classes
+        require("num_classes", num_classes, num_classes in (None, total),
+                f"must be {total}: {self.layout.title} has {total} classes (data.classes keeps fewer)")
+        self.set_classes(total)
+        self.mean, self.std = self.layout.mean, self.layout.std
         self.root = root
         self.download = download
 
     def prepare_data(self) -> None:
-        cifar100.ensure_downloaded(self.root, self.download)
+        cifar.ensure_downloaded(self.layout, self.root, self.download)
 
     def load(self):
-        folder = cifar100.ensure_downloaded(self.root, self.download)
-        return (*cifar100.read_split(folder, "train"), *cifar100.read_split(folder, "test"))
+        folder = cifar.ensure_downloaded(self.layout, self.root, self.download)
+        return (*cifar.read_split(self.layout, folder, "train"), *cifar.read_split(self.layout, folder, "test"))
 
     def class_names(self) -> list[str]:
-        return cifar100.read_class_names(cifar100.ensure_downloaded(self.root, self.download))
+        names = cifar.read_class_names(self.layout, cifar.ensure_downloaded(self.layout, self.root, self.download))
+        return keep_class_names(names, self.classes)
+
+
+class CIFAR100DataModule(CifarDataModule):
+    layout = cifar.CIFAR100
+
+
+class CIFAR100CoarseDataModule(CifarDataModule):
+    """CIFAR-100's images labelled by their 20 superclasses."""
+
+    layout = cifar.CIFAR100_COARSE
+
+
+class CIFAR10DataModule(CifarDataModule):
+    layout = cifar.CIFAR10

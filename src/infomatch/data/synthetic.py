@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from infomatch.data.classes import keep_class_names
 from infomatch.data.datamodule import InMemoryDataModule
 from infomatch.utils.checks import check_integer, require
 
@@ -37,16 +38,16 @@ class SyntheticDataModule(InMemoryDataModule):
         if not self.validate_on_test:
             require("val_size", self.val_size, self.val_size < train_size,
                     f"must be smaller than train_size={train_size}")
-        self.num_classes = num_classes
+        self.set_classes(num_classes)
         self.train_size = train_size
         self.test_size = test_size
         self.image_size = image_size
         self.seed = seed
 
     def load(self):
-        train = synthetic_images(self.train_size, self.num_classes, self.image_size, self.seed)
-        test = synthetic_images(self.test_size, self.num_classes, self.image_size, self.seed + 1)
+        train = synthetic_images(self.train_size, self.all_classes, self.image_size, self.seed)
+        test = synthetic_images(self.test_size, self.all_classes, self.image_size, self.seed + 1)
         return (*train, *test)
 
     def class_names(self) -> list[str]:
-        return [f"class_{index}" for index in range(self.num_classes)]
+        return keep_class_names([f"class_{index}" for index in range(self.all_classes)], self.classes)

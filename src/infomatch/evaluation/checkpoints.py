@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from infomatch.data import cifar100
+from infomatch.data import cifar
 from infomatch.evaluation.recipe_names import strategy_name
 from infomatch.models import NormalizedClassifier, ResNet18
 from infomatch.runs.checkpoint_io import load_plain
@@ -162,7 +162,7 @@ def _from_reference(path: Path, state: dict[str, Tensor]) -> LoadedModel:
     num_classes, width = state["fc.weight"].shape[0], state["conv1.weight"].shape[0]
     net = ResNet18(num_classes=num_classes, width=width)
     _load_weights(path, net, state, f"inferred from its weights (ResNet18 num_classes={num_classes}, width={width})")
-    classifier = NormalizedClassifier(net, list(cifar100.MEAN), list(cifar100.STD))
+    classifier = NormalizedClassifier(net, list(cifar.CIFAR100.mean), list(cifar.CIFAR100.std))
     return LoadedModel(path.stem, path.stem, None, path, classifier)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from infomatch.augment import Degrader, Mixer
-from infomatch.data import CIFAR100DataModule, SyntheticDataModule
+from infomatch.data import CIFAR10DataModule, CIFAR100CoarseDataModule, CIFAR100DataModule, SyntheticDataModule
 from infomatch.labels import (
     ConfidenceSmoothing,
     HardLabels,
@@ -41,8 +41,8 @@ TRUSTED_CLASSES: dict[str, dict[str, type]] = {
     "labels": {f"infomatch.labels.{cls.__name__}": cls for cls in LABEL_STRATEGIES},
     "augment": {"infomatch.augment.Degrader": Degrader},
     "mix": {"infomatch.augment.Mixer": Mixer},
-    "data": {"infomatch.data.CIFAR100DataModule": CIFAR100DataModule,
-             "infomatch.data.SyntheticDataModule": SyntheticDataModule},
+    "data": {f"infomatch.data.{cls.__name__}": cls for cls in (CIFAR100DataModule, CIFAR100CoarseDataModule,
+                                                               CIFAR10DataModule, SyntheticDataModule)},
 }
 
 # old `_target_` -> its current one: the single place where a moved or renamed class's old path is listed, so

@@ -28,9 +28,10 @@ def load_images(data_root: str | None, count: int, seed: int) -> Tensor:
         from infomatch.data.synthetic import synthetic_images
 
         return to_unit_range(synthetic_images(count, 100, 32, seed)[0])
-    from infomatch.data import cifar100
+    from infomatch.data import cifar
 
-    images, _ = cifar100.read_split(cifar100.ensure_downloaded(data_root, download=False), "train")
+    folder = cifar.ensure_downloaded(cifar.CIFAR100, data_root, download=False)
+    images, _ = cifar.read_split(cifar.CIFAR100, folder, "train")
     chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count]
     return to_unit_range(images[chosen])
 

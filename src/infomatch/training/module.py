@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from infomatch.augment.mix import mix_images, mix_targets
-from infomatch.data import cifar100
+from infomatch.data import cifar
 from infomatch.data.batch import TrainingBatch
 from infomatch.metrics.classification import EvaluationMetrics
 from infomatch.models import Normalize
@@ -34,8 +34,8 @@ class InfoMatchModule(L.LightningModule):
         label_strategy: Callable[[TrainingBatch, int], tuple[Tensor, Tensor]],
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
-        mean: tuple[float, ...] = cifar100.MEAN,
-        std: tuple[float, ...] = cifar100.STD,
+        mean: tuple[float, ...] = cifar.CIFAR100.mean,
+        std: tuple[float, ...] = cifar.CIFAR100.std,
         ece_bins: int = 15,
         channels_last: bool | str = "auto",
         compile: bool | str = False,
