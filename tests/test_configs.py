@@ -15,7 +15,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_class, instantiate
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 import infomatch.tasks.train
 from infomatch.augment import REFERENCE_DEGRADATIONS, Degrader
@@ -168,12 +168,20 @@ def test_experiment_options_compose(make_config, option):
     for key, value in stated.items():
         if isinstance(value, str) and "${" in value:  # per-strategy recipes: test_reference_experiment_...
             continue
-        if key[0] == "hydra":  # the sweep of experiment=ablation: test_ablation_preset_...
+        if key[0] in ("hydra", "defaults"):  # the sweep of experiment=ablation; a preset built on another
             continue
         found = composed
         for part in key:
             found = found[part]
         assert found == value, key
+
+
+def test_cpu_long_is_cpu_study_with_four_times_the_epochs(make_config):
+    study, long = make_config("experiment=cpu_study"), make_config("experiment=cpu_long")
+    assert long.trainer.max_epochs == 4 * study.trainer.max_epochs == 32
+    with open_dict(long), open_dict(study):
+        long.trainer.max_epochs = study.trainer.max_epochs
+    assert OmegaConf.to_container(long, resolve=True) == OmegaConf.to_container(study, resolve=True)
 
 
 @pytest.mark.parametrize("option", options("debug"))
