@@ -116,8 +116,9 @@ def test_invalid_class_subsets_name_the_setting(classes, words):
 
 
 def test_model_num_classes_follows_the_class_subset(tmp_path):
-    for overrides, expected in ((["data=cifar100"], 100), (["data=cifar100_coarse"], 20), (["data=cifar10"], 10),
-                                (["data=cifar100", "data.classes=50"], 50), (["data=cifar10", "data.classes=[4,1]"], 2)):
+    cases = ((["data=cifar100"], 100), (["data=cifar100_coarse"], 20), (["data=cifar10"], 10),
+             (["data=cifar100", "data.classes=50"], 50), (["data=cifar10", "data.classes=[4,1]"], 2))
+    for overrides, expected in cases:
         assert compose_config(overrides, tmp_path / "run").model.num_classes == expected
 
 
