@@ -203,6 +203,8 @@ def log_name(job_name: str) -> str:
 
 
 def register_resolvers() -> None:
+    import infomatch.data.classes  # noqa: F401  (registers infomatch.kept_classes, which model.num_classes uses)
+
     # cached, as Hydra's own ${now:}: every later lookup (and every job of a sweep) sees the same folder
     OmegaConf.register_new_resolver("infomatch.new_dir", shared_new_dir, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("infomatch.run_dir", run_dir, use_cache=True, replace=True)
