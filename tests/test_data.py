@@ -21,10 +21,12 @@ def write_fake_cifar(root, num_train=60, num_test=20):
         labels = [int(v) for v in rng.integers(0, 100, count)]
         # official layout (python-version pickles), without 'filenames' like the offline copy
         with open(folder / split, "wb") as handle:
-            pickle.dump({"data": data, "fine_labels": labels, "coarse_labels": labels, "batch_label": split}, handle, 2)
+            pickle.dump({"data": data, "fine_labels": labels, "coarse_labels": [label // 5 for label in labels],
+                         "batch_label": split}, handle, 2)
         arrays[split] = (data, labels)
     with open(folder / "meta", "wb") as handle:
-        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)]}, handle, 2)
+        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)],
+                     "coarse_label_names": [f"super{i}" for i in range(20)]}, handle, 2)
     return arrays
 
 

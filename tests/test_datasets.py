@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import compose_config
 from hydra.utils import instantiate
+from test_data import write_fake_cifar
 
 from infomatch.data import CIFAR10DataModule, CIFAR100CoarseDataModule, SyntheticDataModule, cifar
 from infomatch.data.classes import keep_classes
@@ -34,24 +35,6 @@ def write_cifar10(root, per_batch=8, num_test=12):
         written[name] = (data, labels)
     with open(folder / "batches.meta", "wb") as handle:
         pickle.dump({"label_names": [f"n{k}" for k in range(10)], "num_cases_per_batch": per_batch}, handle, 2)
-    return written
-
-
-def write_cifar100(root, num_train=40, num_test=20):
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(2)
-    written = {}
-    for split, count in (("train", num_train), ("test", num_test)):
-        data = rng.integers(0, 256, (count, 3072), dtype=np.uint8)
-        fine = [int(v) for v in rng.integers(0, 100, count)]
-        coarse = [label // 5 for label in fine]
-        with open(folder / split, "wb") as handle:
-            pickle.dump({"data": data, "fine_labels": fine, "coarse_labels": coarse}, handle, 2)
-        written[split] = (data, fine, coarse)
-    with open(folder / "meta", "wb") as handle:
-        pickle.dump({"fine_label_names": [f"f{k}" for k in range(100)],
-                     "coarse_label_names": [f"c{k}" for k in range(20)]}, handle, 2)
     return written
 
 
@@ -82,14 +65,15 @@ def test_cifar10_names_a_missing_batch_and_a_label_outside_its_ten_classes(tmp_p
 
 
 def test_coarse_labels_come_from_the_same_files_with_twenty_classes(tmp_path):
-    written = write_cifar100(tmp_path)
+    written = write_fake_cifar(tmp_path)  # coarse label = fine label // 5
     module = CIFAR100CoarseDataModule(root=str(tmp_path), download=False, val_size=0)
     module.setup()
     assert module.num_classes == 20
-    assert sorted(module.train_set[1].tolist()) == sorted(written["train"][2])  # the split permutes the images
-    assert module.test_set[1].tolist() == written["test"][2]
+    coarse = {split: [label // 5 for label in written[split][1]] for split in ("train", "test")}
+    assert sorted(module.train_set[1].tolist()) == sorted(coarse["train"])  # the split permutes the images
+    assert module.test_set[1].tolist() == coarse["test"]
     assert torch.equal(module.test_set[0].flatten(1), torch.from_numpy(written["test"][0]))
-    assert module.class_names()[:2] == ["c0", "c1"]
+    assert module.class_names()[:2] == ["super0", "super1"]
     with pytest.raises(SettingError, match="num_classes=100 must be 20"):
         CIFAR100CoarseDataModule(root=str(tmp_path), num_classes=100)
 
