@@ -19,6 +19,7 @@ from torchmetrics import MeanMetric
 from infomatch.data import cifar
 from infomatch.evaluation import clean, plots
 from infomatch.evaluation.checkpoints import load_model
+from infomatch.metrics import aurc, classwise_ece, confidence_scores, normalized_logits
 from infomatch.metrics.temperature import fit_temperature
 from infomatch.models import ResNet18
 from infomatch.tasks.evaluate import evaluate
@@ -136,8 +137,9 @@ def test_one_checkpoint_writes_every_output_and_matches_hand_metrics(make_config
             "confidence_model_im_seed0.png", "confidence_heatmap_mosaic.png"} <= plots
     assert {f"{part}_{kind}.png" for part in ("robustness", "confidence") for kind in TYPES} <= plots
     rows = (output / "metrics.csv").read_text().splitlines()
-    # clean metrics, T and the 5 it changes, top-1 and NLL/Brier before/after on the grid, confidence
-    assert len(rows) == 1 + len(METRICS) + 1 + 5 + 4 * 5 + 4 * 4 * 5 + 4 * 11
+    # clean metrics, T and the 5 it changes, 4 selective numbers of 5 scores, 3 calibration measures before and
+    # after T, top-1 and NLL/Brier before/after on the grid, confidence
+    assert len(rows) == 1 + len(METRICS) + 1 + 5 + 5 * 4 + 2 * 3 + 4 * 5 + 4 * 4 * 5 + 4 * 11
 
     # temperature scaling: T fitted on the validation split, applied to the test set and the robustness grid
     datamodule = instantiate(make_config(*DATA, config_name="evaluate").data)
@@ -155,6 +157,21 @@ def test_one_checkpoint_writes_every_output_and_matches_hand_metrics(make_config
         assert model["robustness_calibration"]["brier_ts"][kind][0] == pytest.approx(scaled["brier"], abs=1e-4)
     summary = (output / "summary.md").read_text()
     assert "## Temperature scaling" in summary and f"{temperature:.3f}" in summary
+
+    # selective classification on the test logits, the normalised score's T fitted on the validation split
+    logits, val_logits = checkpoint_logits(path, images), checkpoint_logits(path, val_images.float() / 255)
+    uncertainty = model["uncertainty"]
+    normalized_temperature = fit_temperature(normalized_logits(val_logits), val_labels)
+    assert uncertainty["normalized_temperature"] == pytest.approx(normalized_temperature, rel=1e-4)
+    correct = (logits.argmax(dim=1) == labels).double()
+    scores = confidence_scores(logits, 2, normalized_temperature)
+    for score in ("msp", "energy", "msp_normalized"):
+        assert uncertainty["selective"][score]["aurc"] == pytest.approx(aurc(scores[score], correct), abs=1e-4)
+    assert uncertainty["calibration"]["classwise_ece"] == pytest.approx(
+        classwise_ece(logits.double().softmax(dim=1), labels), abs=1e-4)
+    assert uncertainty["risk_coverage"]["msp"]["coverage"][-1] == 1.0
+    assert uncertainty["risk_coverage"]["msp"]["risk"][-1] == pytest.approx(1 - model["clean"]["top1"], abs=1e-6)
+    assert "risk_coverage.png" in plots and "## Selective classification" in summary
 
 
 def test_sweep_folder_evaluates_every_run_side_by_side(make_config, sweep, tmp_path):

@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-AGGREGATED = ("clean", "calibrated", "temperature", "robustness", "robustness_calibration", "confidence")
+AGGREGATED = ("clean", "calibrated", "temperature", "robustness", "robustness_calibration", "confidence",
+              "uncertainty")
 
 
 def mean_std(values: list[Any]) -> Any:
@@ -26,5 +27,6 @@ def by_strategy(models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for name, result in models.items():
         groups.setdefault(result["strategy"], []).append(name)
     return {strategy: {"models": names, "n": len(names),
-                       **{part: mean_std([models[name][part] for name in names]) for part in AGGREGATED}}
+                       **{part: mean_std([models[name][part] for name in names]) for part in AGGREGATED
+                          if part in models[names[0]]}}
             for strategy, names in groups.items()}

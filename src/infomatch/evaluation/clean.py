@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from infomatch.metrics.calibration import bin_index
 from infomatch.metrics.classification import AdaptiveCalibrationError, BrierScore, ConfidenceGap, EvaluationMetrics
 from infomatch.metrics.per_sample import confidence_and_correct
 
@@ -62,13 +63,13 @@ def clean_metrics(logits: Tensor, labels: Tensor, ece_bins: int) -> dict[str, fl
 def reliability_bins(logits: Tensor, labels: Tensor, bins: int) -> dict[str, list[float]]:
     """Per confidence bin: sample count, mean confidence and accuracy (0 for empty bins).
 
-    Binned like torchmetrics' ECE (bucketize on linspace(0, 1, bins + 1), right-closed edges), so the
+    Binned like torchmetrics' ECE ([b/B, (b+1)/B), 1.0 in the last bin), so the
     diagram's gaps weighted by counts add up to the reported ECE.
     """
     confidence, correct = confidence_and_correct(logits.float(), labels)
     correct = correct.double()
     edges = torch.linspace(0, 1, bins + 1, device=logits.device)
-    index = (torch.bucketize(confidence, edges, right=True) - 1).clamp(0, bins - 1)
+    index = bin_index(confidence, bins)
     count = torch.bincount(index, minlength=bins).double()
     denominator = count.clamp(min=1)
     return {

@@ -186,3 +186,20 @@ def forest(rows: list[dict], path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def risk_coverage(curves: dict[str, dict[str, dict[str, list[float]]]], path: Path, title: str) -> None:
+    """Selective risk against coverage per model: solid with the max softmax probability, dashed with the
+    normalised logits (``curves[model][score] = {"coverage", "risk"}``)."""
+    palette = colors(list(curves))
+    fig, axis = plt.subplots(figsize=(6.5, 4.5))
+    for name, scores in curves.items():
+        for score, style in (("msp", "-"), ("msp_normalized", "--")):
+            if score in scores:
+                axis.plot(np.array(scores[score]["coverage"]) * 100, np.array(scores[score]["risk"]) * 100, style,
+                          color=palette[name], label=f"{name}{' (norm)' if score != 'msp' else ''}")
+    axis.set(xlabel="Coverage (% of test images accepted, most confident first)", ylabel="Selective risk (% errors)",
+             title=title, xlim=(0, 100))
+    axis.set_ylim(bottom=0)
+    axis.legend(loc="best", ncol=2 if len(curves) > 3 else 1)
+    save_figure(fig, path)

@@ -13,6 +13,7 @@ from infomatch.augment import describe
 from infomatch.evaluation import aggregate, clean, plots
 from infomatch.evaluation.cifar100c import report as corruption_report
 from infomatch.evaluation.tables import interval_text, markdown_table, number_text, stats_text
+from infomatch.evaluation.uncertainty import UNCERTAINTY_COLUMNS, uncertainty_scalars
 from infomatch.utils.files import atomic_write
 
 
@@ -33,6 +34,13 @@ def write_csv(results: dict[str, Any], path: Path) -> None:
             writer.writerow([*prefix, "temperature_scaling", "", "", "temperature", model["temperature"]])
             for metric, value in model["calibrated"].items():
                 writer.writerow([*prefix, "temperature_scaling", "", "", metric, value])
+            if "uncertainty" in model:
+                for score, values in model["uncertainty"]["selective"].items():
+                    writer.writerows([*prefix, "selective", score, "", metric, value]
+                                     for metric, value in values.items())
+                for analysis in ("calibration", "calibration_ts"):
+                    writer.writerows([*prefix, analysis, "", "", metric, value]
+                                     for metric, value in model["uncertainty"][analysis].items())
             for metric, curves in model["robustness_calibration"].items():
                 for degradation, values in curves.items():
                     for level, value in zip(results["robustness"]["levels"], values):
@@ -82,6 +90,7 @@ def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
                         [[strategy, group["n"], *(stats_text(group["clean"][key], scale) for key, _, scale in columns)]
                          for strategy, group in results["aggregate"].items()])
     lines += _temperature_section(results)
+    lines += _uncertainty_section(results)
     if "comparisons" in results:
         lines += _comparison_section(results["comparisons"])
     types = list(next(iter(models.values()))["robustness"])
@@ -141,6 +150,24 @@ def _temperature_section(results: dict[str, Any]) -> list[str]:
 
 
 PERCENT_METRICS = ("top1", "top5", "robust top1")  # differences in percentage points, as the tables show them
+
+
+def _uncertainty_section(results: dict[str, Any]) -> list[str]:
+    models = results["models"]
+    if "selective" not in results:
+        return []
+    settings = results["selective"]
+    lines = ["## Selective classification and calibration beyond ECE", "",
+             f"AURC / AUGRC: areas under the (generalized) risk-coverage curve with the max softmax probability, "
+             f"(norm): of the logits divided by their {settings['norm_p']:g}-norm with their own temperature fitted "
+             f"on the validation split (Xia et al., ICLR 2025); risk@cov: selective risk at "
+             f"{settings['coverage']:.0%} coverage; cov@risk: the largest coverage at selective risk <= "
+             f"{settings['risk']:.0%}; cw-ECE: classwise ECE, MCE: maximum calibration error, smECE: smooth ECE; "
+             "(ts): after temperature scaling. Lower is better except cov@risk.", ""]
+    lines += markdown_table(["model", *(heading for _, heading, _ in UNCERTAINTY_COLUMNS)],
+                    [[name, *(number_text(uncertainty_scalars(model)[key], scale) for key, _, scale in
+                              UNCERTAINTY_COLUMNS)] for name, model in models.items()])
+    return lines
 
 
 def _difference_cells(row: dict) -> list[str]:
@@ -214,6 +241,10 @@ def write_plots(results: dict[str, Any], folder: Path, aggregated: bool) -> None
             plots.curves(levels, per_type, folder / f"{part}_model_{name}.png", f"{heading}: {name}\n{note}", ylabel,
                          percent)
 
+    if "selective" in results:
+        curves = {name: model["uncertainty"]["risk_coverage"] for name, model in models.items()}
+        plots.risk_coverage(curves, folder / "risk_coverage.png",
+                            f"Selective risk against coverage ({results['evaluation']['num_images']} test images)")
     if "comparisons" in results:
         comparisons = results["comparisons"]
         for baseline in comparisons["baselines"]:

@@ -76,6 +76,9 @@ EVALUATE_RULES: dict[str, Rule] = {
     "robustness.levels": lambda name, value: check_integer(name, value, 2),
     "confidence.levels": lambda name, value: check_integer(name, value, 2),
     "aggregate": lambda name, value: check_choice(name, str(value).lower(), ("auto", "true", "false")),
+    "selective.coverage": lambda name, value: check_number(name, value, 0, 1, low_open=True),
+    "selective.risk": lambda name, value: check_number(name, value, 0, 1),
+    "selective.norm_p": lambda name, value: check_number(name, value, 0, low_open=True),
 }
 
 _ABSENT = object()

@@ -22,7 +22,9 @@ from infomatch.evaluation.cifar100c.scoring import check_baseline, corruption_re
 from infomatch.evaluation.clean import CALIBRATION_METRICS, clean_metrics, predict, reliability_bins
 from infomatch.evaluation.data import evaluation_data_config, named_data_settings
 from infomatch.evaluation.degraded import ROBUSTNESS_SCORES, curves_by_model, degradation_curves, robustness_scores
+from infomatch.evaluation.uncertainty import uncertainty_metrics
 from infomatch.metrics.per_sample import true_class_probability
+from infomatch.metrics.scores import SCORES
 from infomatch.metrics.temperature import fit_temperature
 from infomatch.runs.trusted import build
 from infomatch.runs.validation import build_group, validate_evaluate_config
@@ -112,8 +114,9 @@ def prepare(cfg: DictConfig) -> Evaluation:
                       labels, datamodule.eval_batch_size, list(grid.types), grid.settings)
 
 
-def clean_phase(run: Evaluation, ece_bins: int) -> dict[str, Any]:
-    """Per model: clean metrics, reliability bins and temperature scaling (T fitted on the validation split)."""
+def clean_phase(run: Evaluation, ece_bins: int, selective: dict[str, float]) -> dict[str, Any]:
+    """Per model: clean metrics, reliability bins, temperature scaling (T fitted on the validation split),
+    selective classification and the calibration measures beyond ECE."""
     seen = trained_on_validation_images(run.models, run.data)
     if seen:
         log.warning("%s trained on images of the validation split that temperature scaling is fitted on (trained "
@@ -123,8 +126,9 @@ def clean_phase(run: Evaluation, ece_bins: int) -> dict[str, Any]:
     models: dict[str, dict[str, Any]] = {}
     for model, classifier in tqdm(list(zip(run.models, run.classifiers)), desc="clean", unit="model"):
         logits = predict(classifier, run.images, run.batch_size)
+        val_logits = predict(classifier, val_images, run.batch_size)
         # one temperature per model, fitted on the validation split, never on the test set
-        temperature = fit_temperature(predict(classifier, val_images, run.batch_size), val_labels)
+        temperature = fit_temperature(val_logits, val_labels)
         calibrated = clean_metrics(logits / temperature, run.labels, ece_bins)
         models[model.name] = {
             "checkpoint": str(model.path), "strategy": model.strategy, "seed": model.seed,
@@ -133,9 +137,12 @@ def clean_phase(run: Evaluation, ece_bins: int) -> dict[str, Any]:
             "reliability": reliability_bins(logits, run.labels, ece_bins),
             "temperature": temperature,
             "calibrated": {key: calibrated[key] for key in CALIBRATION_METRICS},
+            "uncertainty": uncertainty_metrics(logits, run.labels, val_logits, val_labels, temperature, selective,
+                                               ece_bins),
         }
     return {"models": models, "temperature_scaling": {"fitted_on": "validation split", "num_images": len(val_labels),
-                                                      "fitted_on_training_images": seen}}
+                                                      "fitted_on_training_images": seen},
+            "selective": {**selective, "scores": list(SCORES), "fitted_on": "validation split (normalised logits' T)"}}
 
 
 def degradation_phase(run: Evaluation, cfg: DictConfig, models: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -201,7 +208,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     log.info("evaluating %d model(s) on %d test images of %s on %s", len(run.models), len(run.labels),
              run.data["_target_"].rsplit(".", 1)[-1], run.device)
 
-    clean = clean_phase(run, cfg.ece_bins)
+    clean = clean_phase(run, cfg.ece_bins, dict(cfg.selective))
     models = clean["models"]
     results = {
         "evaluation": {"data": run.data["_target_"], "subset": cfg.subset, "num_images": len(run.labels),
@@ -211,6 +218,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         **degradation_phase(run, cfg, models),
         "aggregate": aggregate.by_strategy(models),
         "temperature_scaling": clean["temperature_scaling"],
+        "selective": clean["selective"],
     }
     if corruptions is not None:
         results.update(corruption_phase(run, corruptions, *corrupted, cfg, models, mce_baseline))

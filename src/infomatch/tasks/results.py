@@ -227,6 +227,20 @@ def _corruption_section(models: dict[str, dict[str, Any]], baselines: list[str])
     return lines + _strategy_tables(scored, baselines, CORRUPTION_COLUMNS, CORRUPTION_COLUMNS, corruption_metrics)
 
 
+def _uncertainty_section(models: dict[str, dict[str, Any]], baselines: list[str]) -> list[str]:
+    """Selective classification and the calibration measures beyond ECE, for the models evaluated with them."""
+    from infomatch.evaluation.uncertainty import UNCERTAINTY_COLUMNS, uncertainty_scalars
+
+    scored = {name: model for name, model in models.items() if "uncertainty" in model}
+    if not scored:
+        return []
+    lines = [f"Selective classification and calibration ({len(scored)} models; definitions in "
+             "[evaluation.md](evaluation.md#selective-classification-and-calibration-beyond-ece)): AURC, AUGRC with "
+             "the max softmax probability, (norm) with the p-normalised logits; risk at 80% coverage, coverage at "
+             "5% risk; classwise ECE, maximum calibration error, smooth ECE.", ""]
+    return lines + _strategy_tables(scored, baselines, UNCERTAINTY_COLUMNS, UNCERTAINTY_COLUMNS, uncertainty_scalars)
+
+
 def _strategy_tables(models: dict[str, dict[str, Any]], baselines: list[str], columns, difference_columns,
                      metrics) -> list[str]:
     """Per-strategy mean ± 95% CI half-width in ``columns``, then the paired differences to each of ``baselines``
@@ -318,6 +332,7 @@ def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str 
     difference_columns = [column for column in COLUMNS if column[0] in DIFFERENCE_COLUMNS]
     lines += _strategy_tables(models, baselines, COLUMNS, difference_columns, scalar_metrics)
     lines += _corruption_section(models, baselines)
+    lines += _uncertainty_section(models, baselines)
     return "\n".join(lines).rstrip("\n")
 
 

@@ -1,0 +1,70 @@
+"""Selective classification and the calibration measures beyond ECE, per model from its test and validation logits."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import Tensor
+
+from infomatch.metrics.calibration import classwise_ece, max_calibration_error, smooth_ece
+from infomatch.metrics.scores import SCORES, confidence_scores, normalized_logits
+from infomatch.metrics.selective import augrc, aurc, coverage_at_risk, risk_at_coverage, risk_coverage
+from infomatch.metrics.temperature import fit_temperature
+
+CURVE_POINTS = 100  # risk-coverage curves are stored at coverages 0.01, 0.02, ..., 1
+CURVE_SCORES = ("msp", "msp_normalized")
+# (uncertainty_scalars key, heading, scale): the per-model numbers the tables show and the comparisons pair
+UNCERTAINTY_COLUMNS = (
+    ("aurc", "AURC", 1), ("augrc", "AUGRC", 1), ("aurc (norm)", "AURC (norm)", 1),
+    ("augrc (norm)", "AUGRC (norm)", 1), ("risk@coverage", "risk@cov", 1), ("coverage@risk", "cov@risk", 1),
+    ("classwise ece", "cw-ECE", 1), ("mce", "MCE", 1), ("smooth ece", "smECE", 1),
+    ("classwise ece (ts)", "cw-ECE (ts)", 1), ("smooth ece (ts)", "smECE (ts)", 1),
+)
+
+
+def calibration_measures(logits: Tensor, labels: Tensor, ece_bins: int) -> dict[str, float]:
+    probs = logits.double().softmax(dim=1)
+    return {"classwise_ece": classwise_ece(probs, labels, ece_bins),
+            "max_calibration_error": max_calibration_error(probs, labels, ece_bins),
+            "smooth_ece": smooth_ece(probs, labels)}
+
+
+def _curve(confidence: Tensor, correct: Tensor) -> dict[str, list[float]]:
+    coverage, risk = risk_coverage(confidence, correct)
+    points = [max(1, math.ceil(len(risk) * (k + 1) / CURVE_POINTS - 1e-9)) - 1 for k in range(CURVE_POINTS)]
+    return {"coverage": coverage[points].tolist(), "risk": risk[points].tolist()}
+
+
+def uncertainty_metrics(logits: Tensor, labels: Tensor, val_logits: Tensor, val_labels: Tensor, temperature: float,
+                        settings: dict[str, float], ece_bins: int) -> dict[str, Any]:
+    """Selective classification with every confidence score (the normalised-logit temperature fitted on the
+    validation split), and classwise ECE, MCE and smooth ECE before and after temperature scaling."""
+    norm_p = settings["norm_p"]
+    normalized_temperature = fit_temperature(normalized_logits(val_logits.double(), norm_p), val_labels)
+    scores = confidence_scores(logits, norm_p, normalized_temperature)
+    correct = (logits.argmax(dim=1) == labels).double()
+    selective = {name: {"aurc": aurc(scores[name], correct), "augrc": augrc(scores[name], correct),
+                        "risk_at_coverage": risk_at_coverage(scores[name], correct, settings["coverage"]),
+                        "coverage_at_risk": coverage_at_risk(scores[name], correct, settings["risk"])}
+                 for name in SCORES}
+    calibration = calibration_measures(logits, labels, ece_bins)
+    calibration_ts = calibration_measures(logits.double() / temperature, labels, ece_bins)
+    return {"selective": selective, "normalized_temperature": normalized_temperature,
+            "risk_coverage": {name: _curve(scores[name], correct) for name in CURVE_SCORES},
+            "calibration": calibration, "calibration_ts": calibration_ts}
+
+
+def uncertainty_scalars(model: dict[str, Any]) -> dict[str, float]:
+    """The numbers of ``UNCERTAINTY_COLUMNS`` from a model's results; {} for an evaluation made before them."""
+    if "uncertainty" not in model:
+        return {}
+    found = model["uncertainty"]
+    msp, normalized = found["selective"]["msp"], found["selective"]["msp_normalized"]
+    return {"aurc": msp["aurc"], "augrc": msp["augrc"], "aurc (norm)": normalized["aurc"],
+            "augrc (norm)": normalized["augrc"], "risk@coverage": msp["risk_at_coverage"],
+            "coverage@risk": msp["coverage_at_risk"], "classwise ece": found["calibration"]["classwise_ece"],
+            "mce": found["calibration"]["max_calibration_error"], "smooth ece": found["calibration"]["smooth_ece"],
+            "classwise ece (ts)": found["calibration_ts"]["classwise_ece"],
+            "smooth ece (ts)": found["calibration_ts"]["smooth_ece"]}
+
