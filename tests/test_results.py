@@ -1,5 +1,6 @@
 """docs/results studies: collecting the small files, merging evaluations, and the README tables built from them."""
 
+import csv
 import json
 import math
 import re
@@ -241,6 +242,26 @@ def test_collect_copies_configs_metrics_and_a_few_plots_but_no_checkpoints(tmp_p
                     "runs/0_hard_all_seed0/config.yaml", "runs/0_hard_all_seed0/metrics.json",
                     "runs/1_im_all_seed0/config.yaml", "runs/1_im_all_seed0/metrics.json"]
     assert (study / "runs/1_im_all_seed0/config.yaml").read_text() == "labels: 1_im_all_seed0\n"
+
+
+def test_collect_keeps_one_row_per_epoch_of_the_csv_log(tmp_path):
+    # Lightning's CSV log: a learning-rate row, step rows, then each epoch's train and validation rows apart
+    log = tmp_path / "sweep" / "run" / "csv" / "metrics.csv"
+    log.parent.mkdir(parents=True)
+    (tmp_path / "sweep" / "run" / ".hydra").mkdir()
+    (tmp_path / "sweep" / "run" / ".hydra" / "config.yaml").write_text("labels: im\n")
+    (tmp_path / "sweep" / "run" / "metrics.json").write_text("{}")
+    log.write_text("epoch,lr-AdamW,step,train/loss_step,train/loss_epoch,val/top1\n"
+                   ",0.001,0,,,\n0,,19,4.5,,\n0,,39,,4.3,\n0,,39,,,0.09\n1,,59,4.1,,\n1,,79,,4.0,\n1,,79,,,0.12\n")
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    (evaluation / "metrics.json").write_text("{}")
+    results.collect(tmp_path / "sweep", evaluation, tmp_path / "study")
+    with open(tmp_path / "study/runs/run/history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["epoch"], row["train/loss_epoch"], row["val/top1"]) for row in rows] == [
+        ("0", "4.3", "0.09"), ("1", "4.0", "0.12")]
+    assert rows[0]["val/nll"] == ""  # a column the log lacks stays empty
 
 
 def test_collect_names_a_folder_without_runs(tmp_path):

@@ -13,6 +13,7 @@ intervals and paired differences are computed, provided they were evaluated with
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import re
@@ -56,6 +57,31 @@ def _run_folders(runs: Path) -> list[Path]:
                   if (path.parent / ".hydra/config.yaml").is_file())
 
 
+HISTORY_COLUMNS = ("val/top1", "val/nll", "val/ece", "train/loss_epoch", "train/top1", "time/epoch_s")
+
+
+def epoch_history(metrics_csv: Path) -> list[dict[str, str]]:
+    """One row per epoch of a run's CSV log (Lightning writes step rows and epoch rows apart): the epoch-level
+    numbers of ``HISTORY_COLUMNS`` merged by epoch, the step-level ones left out."""
+    with open(metrics_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    epochs: dict[int, dict[str, str]] = {}
+    for row in rows:
+        if not row.get("epoch"):
+            continue
+        merged = epochs.setdefault(int(float(row["epoch"])), {"epoch": str(int(float(row["epoch"])))})
+        merged.update({key: row[key] for key in HISTORY_COLUMNS if row.get(key)})
+    return [row for _, row in sorted(epochs.items()) if len(row) > 1]
+
+
+def _write_history(metrics_csv: Path, target: Path) -> Path:
+    with open(target, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=("epoch", *HISTORY_COLUMNS))
+        writer.writeheader()
+        writer.writerows(epoch_history(metrics_csv))
+    return target
+
+
 def collect(runs: Path, evaluation: Path, study: Path) -> list[Path]:
     """Copy the small result files of ``runs`` and of one ``evaluation`` folder into ``study``; returns the copies."""
     folders = _run_folders(runs)
@@ -69,6 +95,8 @@ def collect(runs: Path, evaluation: Path, study: Path) -> list[Path]:
         target.mkdir(parents=True, exist_ok=True)
         copied.append(Path(shutil.copy2(folder / ".hydra/config.yaml", target / "config.yaml")))
         copied.append(Path(shutil.copy2(folder / "metrics.json", target / "metrics.json")))
+        if (folder / "csv/metrics.csv").is_file():  # validation top-1 against epoch, for the study's figures
+            copied.append(_write_history(folder / "csv/metrics.csv", target / "history.csv"))
     target = study / "evaluations" / evaluation.name
     (target / "plots").mkdir(parents=True, exist_ok=True)
     for name in EVALUATION_FILES:
