@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import compose_config
 from hydra.utils import instantiate
+from sklearn.metrics import roc_auc_score
 from test_data import write_fake_cifar
 
 from infomatch.data import CIFAR10DataModule, CIFAR100CoarseDataModule, SyntheticDataModule, cifar
@@ -17,7 +18,7 @@ from infomatch.evaluation.checkpoints import load_model
 from infomatch.tasks.evaluate import evaluate
 from infomatch.tasks.train import train
 from infomatch.utils.checks import SettingError
-from infomatch.utils.errors import ConfigError, DatasetError
+from infomatch.utils.errors import ConfigError, DatasetError, EvaluationError
 
 
 def write_cifar10(root, per_batch=8, num_test=12):
@@ -121,6 +122,38 @@ def test_a_class_subset_trains_and_evaluates_on_its_own_classes(make_config, tmp
     subset.setup()
     assert len(subset.test_set[1]) == int(torch.isin(full.test_set[1], torch.tensor([9, 2, 5])).sum())
     assert results["models"][model.name]["clean"]["top1"] >= 0
+
+
+def test_held_out_classes_are_scored_as_out_of_distribution(make_config, tmp_path):
+    train(make_config("debug=fast", "data.classes=4", "labels=hard"))
+    [checkpoint] = (tmp_path / "run" / "checkpoints").glob("best*.ckpt")
+    results = evaluate(make_config(f"ckpt={checkpoint}", "robustness.levels=2", "confidence.levels=2",
+                                   "ood=[held_out_classes,uniform_noise]", "corruptions=none", config_name="evaluate"))
+    [(name, model)] = results["models"].items()
+    classifier = load_model(checkpoint).classifier.eval()
+    full = SyntheticDataModule(num_classes=10, train_size=512, test_size=128, val_size=128)
+    full.setup()
+    images, labels = full.test_set
+    with torch.inference_mode():
+        logits = classifier(images.float() / 255)
+    msp = logits.softmax(dim=1).max(dim=1).values
+    known = labels < 4  # data.classes=4 keeps labels 0..3: the rest are the held-out classes
+    # the oracle: scikit-learn on the max softmax probabilities of the full test set split by class
+    assert model["ood"]["held_out_classes"]["msp"]["auroc"] == pytest.approx(
+        roc_auc_score(known.int().numpy(), msp.numpy()), abs=1e-4)
+    assert results["ood"]["held_out_classes"]["num_images"] == int((~known).sum())
+    assert results["ood"]["uniform_noise"]["num_images"] == 2000
+    assert set(model["ood"]["uniform_noise"]) == {"msp", "max_logit", "energy", "neg_entropy", "msp_normalized"}
+    output = tmp_path / "run"
+    assert "## Out-of-distribution detection" in (output / "summary.md").read_text()
+    assert (output / "plots" / f"ood_held_out_classes_{name}.png").is_file()
+
+
+def test_held_out_classes_needs_a_class_subset(make_config, tmp_path):
+    train(make_config("debug=fast", "labels=hard"))
+    [checkpoint] = (tmp_path / "run" / "checkpoints").glob("best*.ckpt")
+    with pytest.raises(EvaluationError, match="trained on all 10; train with a subset"):
+        evaluate(make_config(f"ckpt={checkpoint}", "ood=held_out_classes", config_name="evaluate"))
 
 
 def test_cifar10_trains_and_evaluates_from_the_official_layout(make_config, tmp_path):

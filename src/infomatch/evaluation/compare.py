@@ -18,7 +18,7 @@ from scipy import stats
 
 from infomatch.evaluation.clean import CALIBRATION_METRICS, CLEAN_METRICS
 from infomatch.evaluation.degraded import ROBUSTNESS_SCORES
-from infomatch.evaluation.uncertainty import uncertainty_scalars
+from infomatch.evaluation.uncertainty import ood_scalars, uncertainty_scalars
 
 LEVEL = 0.95
 
@@ -29,6 +29,7 @@ def scalar_metrics(model: dict[str, Any]) -> dict[str, float]:
     values.update({f"{key} (ts)": model["calibrated"][key] for key in CALIBRATION_METRICS})
     values["temperature"] = model["temperature"]
     values.update(uncertainty_scalars(model))
+    values.update(ood_scalars(model))
     values["robust top1"] = float(np.mean(list(model["robustness"].values())))
     for score in ROBUSTNESS_SCORES[1:]:
         label = f"robust {score.removesuffix('_ts')}{' (ts)' if score.endswith('_ts') else ''}"

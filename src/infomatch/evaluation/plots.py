@@ -203,3 +203,17 @@ def risk_coverage(curves: dict[str, dict[str, dict[str, list[float]]]], path: Pa
     axis.set_ylim(bottom=0)
     axis.legend(loc="best", ncol=2 if len(curves) > 3 else 1)
     save_figure(fig, path)
+
+
+def score_histograms(histograms: dict[str, list[float]], path: Path, title: str, xlabel: str) -> None:
+    """In- and out-of-distribution shares per score bin, as two overlaid step histograms."""
+    edges = np.array(histograms["edges"])
+    fig, axis = plt.subplots(figsize=(6.5, 4.0))
+    for part, label, colour in (("in", "in-distribution (test)", "tab:blue"), ("out", "out-of-distribution",
+                                                                              "tab:orange")):
+        shares = np.array(histograms[part]) * 100
+        axis.stairs(shares, edges, fill=True, alpha=0.35, color=colour, label=label)
+        axis.stairs(shares, edges, color=colour)
+    axis.set(xlabel=xlabel, ylabel="Share of the set's images (%)", title=title, xlim=(edges[0], edges[-1]))
+    axis.legend(loc="best")
+    save_figure(fig, path)

@@ -13,7 +13,7 @@ from infomatch.augment import describe
 from infomatch.evaluation import aggregate, clean, plots
 from infomatch.evaluation.cifar100c import report as corruption_report
 from infomatch.evaluation.tables import interval_text, markdown_table, number_text, stats_text
-from infomatch.evaluation.uncertainty import UNCERTAINTY_COLUMNS, uncertainty_scalars
+from infomatch.evaluation.uncertainty import OOD_SCORES, UNCERTAINTY_COLUMNS, uncertainty_scalars
 from infomatch.utils.files import atomic_write
 
 
@@ -91,6 +91,7 @@ def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
                          for strategy, group in results["aggregate"].items()])
     lines += _temperature_section(results)
     lines += _uncertainty_section(results)
+    lines += _ood_section(results)
     if "comparisons" in results:
         lines += _comparison_section(results["comparisons"])
     types = list(next(iter(models.values()))["robustness"])
@@ -170,6 +171,23 @@ def _uncertainty_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _ood_section(results: dict[str, Any]) -> list[str]:
+    if "ood" not in results:
+        return []
+    lines = ["## Out-of-distribution detection", "",
+             "In-distribution: the evaluated test images; AUROC and FPR95 (share of OOD inputs accepted at the "
+             "threshold keeping 95% of the in-distribution ones) with the max softmax probability (MSP), the max "
+             "logit and the energy (logsumexp); every score and AUPR-in/out in metrics.json.", ""]
+    headings = [f"{measure} {score}" for measure in ("AUROC", "FPR95") for score in ("MSP", "max logit", "energy")]
+    for name, info in results["ood"].items():
+        lines += [f"### {name}: {info['label']} ({info['num_images']} images)", ""]
+        lines += markdown_table(["model", *headings],
+                        [[model_name, *(number_text(model["ood"][name][score][measure])
+                                        for measure in ("auroc", "fpr95") for score in OOD_SCORES)]
+                         for model_name, model in results["models"].items()])
+    return lines
+
+
 def _difference_cells(row: dict) -> list[str]:
     scale = 100 if row["metric"] in PERCENT_METRICS else 1
     interval = "–" if row["low"] is None else interval_text(row["low"], row["high"], scale)
@@ -245,6 +263,10 @@ def write_plots(results: dict[str, Any], folder: Path, aggregated: bool) -> None
         curves = {name: model["uncertainty"]["risk_coverage"] for name, model in models.items()}
         plots.risk_coverage(curves, folder / "risk_coverage.png",
                             f"Selective risk against coverage ({results['evaluation']['num_images']} test images)")
+    for name in results.get("ood", {}):
+        for model_name, model in models.items():
+            plots.score_histograms(model["ood_histograms"][name], folder / f"ood_{name}_{model_name}.png",
+                                   f"{model_name}: test images vs {name}", "Max softmax probability")
     if "comparisons" in results:
         comparisons = results["comparisons"]
         for baseline in comparisons["baselines"]:

@@ -68,3 +68,22 @@ def uncertainty_scalars(model: dict[str, Any]) -> dict[str, float]:
             "classwise ece (ts)": found["calibration_ts"]["classwise_ece"],
             "smooth ece (ts)": found["calibration_ts"]["smooth_ece"]}
 
+
+
+OOD_SCORES = ("msp", "max_logit", "energy")  # the scores the tables show; metrics.json has every score
+HISTOGRAM_BINS = 20
+
+
+def msp_histograms(score_in: Tensor, score_out: Tensor) -> dict[str, list[float]]:
+    """Share of in- and out-of-distribution inputs per max-softmax bin of [0, 1] (for the score histograms)."""
+    def shares(values: Tensor) -> list[float]:
+        return (values.double().histc(HISTOGRAM_BINS, 0, 1) / len(values)).tolist()
+
+    return {"edges": [k / HISTOGRAM_BINS for k in range(HISTOGRAM_BINS + 1)], "in": shares(score_in),
+            "out": shares(score_out)}
+
+
+def ood_scalars(model: dict[str, Any]) -> dict[str, float]:
+    """AUROC and FPR95 per OOD set with the scores of ``OOD_SCORES``, keys ``ood <set> <measure> <score>``."""
+    return {f"ood {name} {measure} {score}": values[score][measure]
+            for name, values in model.get("ood", {}).items() for measure in ("auroc", "fpr95") for score in OOD_SCORES}

@@ -22,9 +22,10 @@ from infomatch.evaluation.cifar100c.scoring import check_baseline, corruption_re
 from infomatch.evaluation.clean import CALIBRATION_METRICS, clean_metrics, predict, reliability_bins
 from infomatch.evaluation.data import evaluation_data_config, named_data_settings
 from infomatch.evaluation.degraded import ROBUSTNESS_SCORES, curves_by_model, degradation_curves, robustness_scores
-from infomatch.evaluation.uncertainty import uncertainty_metrics
+from infomatch.evaluation.uncertainty import msp_histograms, uncertainty_metrics
+from infomatch.metrics.ood import ood_detection
 from infomatch.metrics.per_sample import true_class_probability
-from infomatch.metrics.scores import SCORES
+from infomatch.metrics.scores import SCORES, confidence_scores
 from infomatch.metrics.temperature import fit_temperature
 from infomatch.runs.trusted import build
 from infomatch.runs.validation import build_group, validate_evaluate_config
@@ -179,6 +180,30 @@ def corruption_phase(run: Evaluation, corruptions: Any, images: Tensor, labels: 
     return {"corruptions": corruption_results(scores, corruptions, models, baseline, len(labels))}
 
 
+def build_ood_sets(cfg: DictConfig, run: Evaluation) -> dict[str, Any]:
+    """The OOD sets that ``ood=`` names, each checked against the models' data before any scoring."""
+    sets = {name: build_group(cfg.ood, name) for name in cfg.get("ood") or {}}
+    for ood_set in sets.values():
+        ood_set.check(run.datamodule)
+    return sets
+
+
+def ood_phase(run: Evaluation, sets: dict[str, Any], models: dict[str, dict[str, Any]], norm_p: float) -> dict:
+    """Per model and OOD set: AUROC, AUPR-in/out and FPR95 with every confidence score (test images as
+    in-distribution), and the max-softmax histograms of both."""
+    images = {name: ood_set.images(run.data, run.datamodule, run.images) for name, ood_set in sets.items()}
+    for model, classifier in zip(run.models, run.classifiers):
+        entry = models[model.name]
+        temperature = entry["uncertainty"]["normalized_temperature"]
+        score_in = confidence_scores(predict(classifier, run.images, run.batch_size), norm_p, temperature)
+        for name, ood_images in images.items():
+            score_out = confidence_scores(predict(classifier, ood_images, run.batch_size), norm_p, temperature)
+            entry.setdefault("ood", {})[name] = {score: ood_detection(score_in[score], score_out[score])
+                                                 for score in SCORES}
+            entry.setdefault("ood_histograms", {})[name] = msp_histograms(score_in["msp"], score_out["msp"])
+    return {"ood": {name: {"label": sets[name].label, "num_images": len(images[name])} for name in sets}}
+
+
 def comparison_phase(models: dict[str, dict[str, Any]], baselines: list[str]) -> dict[str, Any]:
     """Paired differences over seeds to each baseline strategy that was evaluated."""
     strategies = {model["strategy"] for model in models.values()}
@@ -201,6 +226,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     corruptions = build_group(cfg, "corruptions") if cfg.get("corruptions") else None
     baselines = _as_list(cfg.get("compare_to"))
     mce_baseline = baselines[0] if baselines else None  # the corruption errors (mCE) take the first
+    ood_sets = build_ood_sets(cfg, run)
     if corruptions is not None:
         corrupted = run.images[:corruptions.num_images], run.labels[:corruptions.num_images]
         corruptions.check(*corrupted)
@@ -220,6 +246,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "temperature_scaling": clean["temperature_scaling"],
         "selective": clean["selective"],
     }
+    if ood_sets:
+        results.update(ood_phase(run, ood_sets, models, cfg.selective.norm_p))
     if corruptions is not None:
         results.update(corruption_phase(run, corruptions, *corrupted, cfg, models, mce_baseline))
     results.update(comparison_phase(models, baselines))
