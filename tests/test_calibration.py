@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from infomatch.evaluation import compare
 from infomatch.metrics.classification import AdaptiveCalibrationError, ConfidenceGap
-from infomatch.metrics.temperature import fit_temperature
+from infomatch.metrics.scalers import Scaler, fit_scaler, fit_scaler_selected
+from infomatch.metrics.temperature import TEMPERATURE_BOUNDS, at_bound, fit_temperature
 
 
 def logits_and_labels(temperature: float, count: int = 50_000, classes: int = 10, seed: int = 0):
@@ -162,3 +163,54 @@ def test_summary_writes_accuracy_differences_in_points_and_skips_tables_without_
     # ls has one run: its section says so in one line instead of rows of empty intervals
     ls_section = lines[lines.index("## Paired differences to ls (strategy − ls)"):]
     assert not any(line.startswith("| ") for line in ls_section) and "no intervals" in ls_section[2]
+
+
+def drawn_with_class_bias(count: int, seed: int):
+    """Logits z with labels drawn from softmax(w * z + b) for known per-class w and b."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = 2 * torch.randn(count, 5, generator=generator, dtype=torch.float64)
+    weight = torch.tensor([0.5, 1.0, 1.5, 0.8, 1.2], dtype=torch.float64)
+    bias = torch.tensor([0.3, -0.2, 0.0, 0.5, -0.6], dtype=torch.float64)
+    labels = torch.multinomial((weight * logits + bias).softmax(dim=1), 1, generator=generator).squeeze(1)
+    return logits, labels, weight, bias
+
+
+def test_vector_scaling_recovers_the_per_class_weights_and_biases():
+    logits, labels, weight, bias = drawn_with_class_bias(60_000, seed=0)
+    scaler = fit_scaler("vector", logits, labels)
+    assert scaler.weight.tolist() == pytest.approx(weight.tolist(), abs=0.05)
+    # softmax is unchanged by a constant added to every class: compare biases up to their mean
+    assert (scaler.bias - scaler.bias.mean()).tolist() == pytest.approx((bias - bias.mean()).tolist(), abs=0.05)
+
+
+@pytest.mark.parametrize("kind", ["matrix", "dirichlet"])
+def test_matrix_and_dirichlet_scaling_fit_held_out_nll_at_least_as_well_as_temperature(kind):
+    logits, labels, _, _ = drawn_with_class_bias(8_000, seed=1)
+    fit, held_out = slice(0, 4000), slice(4000, None)
+    scaler, strength = fit_scaler_selected(kind, logits[fit], labels[fit])
+    temperature = fit_temperature(logits[fit], labels[fit])
+    # the data were drawn with per-class weights and biases: a scaler that has them beats one temperature
+    assert F.cross_entropy(scaler(logits[held_out]), labels[held_out]) < \
+        F.cross_entropy(logits[held_out].double() / temperature, labels[held_out])
+    assert strength in (1e2, 1e3, 1e4, 1e5)
+
+
+def test_scalers_start_from_the_identity_and_odir_keeps_matrix_scaling_near_diagonal():
+    logits, labels, _, _ = drawn_with_class_bias(2_000, seed=2)
+    loose = fit_scaler("matrix", logits, labels, off_diagonal=0.0, intercept=0.0)
+    tight = fit_scaler("matrix", logits, labels, off_diagonal=1e6, intercept=1e6)
+    off = lambda weight: (weight - torch.diag(weight.diagonal())).abs().sum()  # noqa: E731
+    assert off(tight.weight) < 0.1 * off(loose.weight)
+    assert tight.bias.abs().max() < 0.01
+    # the Dirichlet map works on log-probabilities: its identity gives back the model's own probabilities
+    identity = Scaler("dirichlet", torch.eye(5, dtype=torch.float64), torch.zeros(5, dtype=torch.float64))
+    assert torch.allclose(identity(logits).softmax(dim=1), logits.softmax(dim=1))
+
+
+def test_a_near_chance_model_gets_the_bound_not_an_unbounded_temperature():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(500, 10, generator=generator)
+    # always the least likely class: every finite T has NLL above log K, reached only as T grows without end
+    labels = logits.argmin(dim=1)
+    temperature = fit_temperature(logits, labels)
+    assert temperature == TEMPERATURE_BOUNDS[1] and at_bound(temperature)

@@ -20,6 +20,7 @@ from infomatch.data import cifar
 from infomatch.evaluation import clean, plots
 from infomatch.evaluation.checkpoints import load_model
 from infomatch.metrics import aurc, classwise_ece, confidence_scores, normalized_logits
+from infomatch.metrics.scalers import Scaler
 from infomatch.metrics.temperature import fit_temperature
 from infomatch.models import ResNet18
 from infomatch.tasks.evaluate import evaluate
@@ -172,6 +173,25 @@ def test_one_checkpoint_writes_every_output_and_matches_hand_metrics(make_config
     assert uncertainty["risk_coverage"]["msp"]["coverage"][-1] == 1.0
     assert uncertainty["risk_coverage"]["msp"]["risk"][-1] == pytest.approx(1 - model["clean"]["top1"], abs=1e-6)
     assert "risk_coverage.png" in plots and "## Selective classification" in summary
+
+
+def test_calibrate_all_fits_every_scaler_on_the_validation_split(make_config, sweep, tmp_path):
+    path = best(sweep, "0_hard_all_seed0")
+    results = run_evaluation(make_config, f"ckpt={path}", "calibrate=all", "robustness.levels=2", "confidence.levels=2",
+                             "plots=false")
+    model = results["models"]["hard_seed0"]
+    post_hoc = model["post_hoc"]
+    assert list(post_hoc) == ["before", "temperature", "vector", "matrix", "dirichlet"]
+    assert post_hoc["before"]["nll"] == pytest.approx(model["clean"]["nll"], abs=1e-5)
+    assert post_hoc["temperature"]["after"]["nll"] == pytest.approx(model["calibrated"]["nll"], abs=1e-5)
+    fitted = json.loads((tmp_path / "run" / "scalers.json").read_text())["hard_seed0"]
+    # the stored weights give the reported numbers: vector scaling applied by hand to the test logits
+    images, labels = synthetic_test_set(make_config)
+    scaler = Scaler("vector", torch.tensor(fitted["vector"]["weight"]), torch.tensor(fitted["vector"]["bias"]))
+    scaled_nll = torch.nn.functional.cross_entropy(scaler(checkpoint_logits(path, images)), labels)
+    assert post_hoc["vector"]["after"]["nll"] == pytest.approx(float(scaled_nll), abs=1e-4)
+    assert len(fitted["matrix"]["weight"]) == 10 and fitted["matrix"]["odir_strength"] in (1e2, 1e3, 1e4, 1e5)
+    assert "## Post-hoc scalers" in (tmp_path / "run" / "summary.md").read_text()
 
 
 def test_sweep_folder_evaluates_every_run_side_by_side(make_config, sweep, tmp_path):
@@ -331,6 +351,9 @@ def test_broken_checkpoints_raise_checkpoint_error_naming_the_file(make_config, 
     ("robustness.levels=1", "robustness.levels=1 must be an integer >= 2"),
     ("subset=0", "subset=0 must be an integer >= 1"),
     ("aggregate=sometimes", "aggregate=sometimes must be one of: auto, true, false"),
+    ("calibrate=platt", "calibrate=platt must be one of temperature, vector, matrix, dirichlet, a list of them"),
+    ("selective.coverage=0", "selective.coverage=0 must be a number in (0, 1]"),
+    ("selective.norm_p=-1", "selective.norm_p=-1 must be a number > 0"),
 ])
 def test_bad_evaluation_settings_are_named_before_any_checkpoint_is_read(make_config, tmp_path, override, message):
     types = "degradation.types=[mosaic]" if "heatmap" in override else "seed=0"

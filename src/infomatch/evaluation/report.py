@@ -92,6 +92,7 @@ def summary_markdown(results: dict[str, Any], aggregated: bool) -> str:
     lines += _temperature_section(results)
     lines += _uncertainty_section(results)
     lines += _ood_section(results)
+    lines += _post_hoc_section(results)
     if "comparisons" in results:
         lines += _comparison_section(results["comparisons"])
     types = list(next(iter(models.values()))["robustness"])
@@ -132,6 +133,10 @@ def _temperature_section(results: dict[str, Any]) -> list[str]:
              f"One temperature T per model minimises the NLL on the {scaling['num_images']} validation images "
              "(logits / T; T > 1 softens over-confident models, T < 1 sharpens under-confident ones). Before → after "
              "on the clean test set and averaged over the robustness grid; conf − acc > 0 is over-confidence.", ""]
+    bounded = [name for name, model in results["models"].items() if model.get("temperature_at_bound")]
+    if bounded:
+        lines += [f"**Note**: the NLL of {', '.join(bounded)} kept falling beyond the temperature bound "
+                  "(0.01 or 100; a near-chance model tends to the uniform prediction): their T is the bound.", ""]
     if scaling.get("fitted_on_training_images"):
         lines += [f"**Caution**: {', '.join(scaling['fitted_on_training_images'])} trained on these validation images "
                   "(data.validate_on_test=true, or another val_size/split_seed), so their T was fitted on training "
@@ -169,6 +174,23 @@ def _uncertainty_section(results: dict[str, Any]) -> list[str]:
                     [[name, *(number_text(uncertainty_scalars(model)[key], scale) for key, _, scale in
                               UNCERTAINTY_COLUMNS)] for name, model in models.items()])
     return lines
+
+
+def _post_hoc_section(results: dict[str, Any]) -> list[str]:
+    models = {name: model for name, model in results["models"].items() if "post_hoc" in model}
+    if not models:
+        return []
+    lines = ["## Post-hoc scalers", "",
+             "Each fitted on the validation split (matrix and Dirichlet with their ODIR strength chosen on its "
+             "halves), "
+             "scored on the test set: NLL, ECE, classwise ECE and AURC (MSP), before → after.", ""]
+    methods = [method for method in next(iter(models.values()))["post_hoc"] if method != "before"]
+    rows = []
+    for name, model in models.items():
+        before = model["post_hoc"]["before"]
+        rows += [[name, method, *(_before_after(before[key], model["post_hoc"][method]["after"][key])
+                                  for key in ("nll", "ece", "classwise_ece", "aurc"))] for method in methods]
+    return lines + markdown_table(["model", "scaler", "NLL", "ECE", "classwise ECE", "AURC"], rows)
 
 
 def _ood_section(results: dict[str, Any]) -> list[str]:

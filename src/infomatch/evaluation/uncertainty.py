@@ -6,8 +6,11 @@ import math
 from typing import Any
 
 from torch import Tensor
+from torchmetrics.functional.classification import multiclass_calibration_error
 
 from infomatch.metrics.calibration import classwise_ece, max_calibration_error, smooth_ece
+from infomatch.metrics.per_sample import nll
+from infomatch.metrics.scalers import SCALERS, fit_scaler_selected
 from infomatch.metrics.scores import SCORES, confidence_scores, normalized_logits
 from infomatch.metrics.selective import augrc, aurc, coverage_at_risk, risk_at_coverage, risk_coverage
 from infomatch.metrics.temperature import fit_temperature
@@ -87,3 +90,34 @@ def ood_scalars(model: dict[str, Any]) -> dict[str, float]:
     """AUROC and FPR95 per OOD set with the scores of ``OOD_SCORES``, keys ``ood <set> <measure> <score>``."""
     return {f"ood {name} {measure} {score}": values[score][measure]
             for name, values in model.get("ood", {}).items() for measure in ("auroc", "fpr95") for score in OOD_SCORES}
+
+
+POST_HOC = ("temperature", *SCALERS)  # what calibrate= may name (all: every one)
+
+
+def post_hoc_measures(logits: Tensor, labels: Tensor, ece_bins: int) -> dict[str, float]:
+    """What a post-hoc scaler is judged by: NLL, ECE, classwise ECE and AURC with the max softmax probability."""
+    logits = logits.double()
+    probs = logits.softmax(dim=1)
+    confidence, prediction = probs.max(dim=1)
+    return {"nll": float(nll(logits, labels).mean()),
+            "ece": float(multiclass_calibration_error(probs, labels, probs.shape[1], n_bins=ece_bins, norm="l1")),
+            "classwise_ece": classwise_ece(probs, labels, ece_bins),
+            "aurc": aurc(confidence, (prediction == labels).double())}
+
+
+def post_hoc_scaling(logits: Tensor, labels: Tensor, val_logits: Tensor, val_labels: Tensor, temperature: float,
+                     scalers: list[str], ece_bins: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Before and after each scaler of ``scalers`` (fitted on the validation logits, scored on the test logits):
+    the measures, and the fitted parameters (summary in the first dict, every weight in the second)."""
+    results: dict[str, Any] = {"before": post_hoc_measures(logits, labels, ece_bins)}
+    parameters: dict[str, Any] = {}
+    if "temperature" in scalers:
+        results["temperature"] = {"after": post_hoc_measures(logits.double() / temperature, labels, ece_bins),
+                                  "parameters": {"temperature": temperature}}
+    for kind in (kind for kind in SCALERS if kind in scalers):
+        scaler, strength = fit_scaler_selected(kind, val_logits, val_labels)
+        results[kind] = {"after": post_hoc_measures(scaler(logits), labels, ece_bins),
+                         "parameters": {"odir_strength": strength, **scaler.summary()}}
+        parameters[kind] = {"weight": scaler.weight.tolist(), "bias": scaler.bias.tolist(), "odir_strength": strength}
+    return results, parameters

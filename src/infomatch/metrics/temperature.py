@@ -13,8 +13,13 @@ def nll(logits: Tensor, labels: Tensor, temperature: float | Tensor = 1.0) -> Te
     return per_sample.nll(logits.double() / temperature, labels).mean()
 
 
+TEMPERATURE_BOUNDS = (0.01, 100.0)
+
+
 def fit_temperature(logits: Tensor, labels: Tensor, max_iter: int = 100) -> float:
-    """T > 0 minimising the NLL of logits / T (LBFGS on log T, from T = 1, in float64).
+    """T > 0 minimising the NLL of logits / T (LBFGS on log T, from T = 1, in float64), within
+    ``TEMPERATURE_BOUNDS``: a near-chance model's NLL keeps falling as T grows (towards the uniform prediction),
+    and the bound is then reported instead of T ~ 1e10 (``at_bound`` tells).
 
     Never worse than T = 1 on the data it is fitted on: if the optimiser ends above the start, T = 1 is kept.
     """
@@ -30,7 +35,13 @@ def fit_temperature(logits: Tensor, labels: Tensor, max_iter: int = 100) -> floa
         return loss
 
     optimizer.step(closure)
-    temperature = float(log_temperature.detach().exp())
-    if not torch.isfinite(torch.tensor(temperature)) or nll(logits, labels, temperature) > nll(logits, labels):
+    low, high = TEMPERATURE_BOUNDS
+    temperature = float(log_temperature.detach().exp().nan_to_num(nan=1.0).clamp(low, high))
+    if nll(logits, labels, temperature) > nll(logits, labels):
         return 1.0
     return temperature
+
+
+def at_bound(temperature: float) -> bool:
+    """Whether a fitted temperature is one of ``TEMPERATURE_BOUNDS`` (the optimum lay beyond it)."""
+    return temperature in TEMPERATURE_BOUNDS

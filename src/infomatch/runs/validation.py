@@ -171,6 +171,13 @@ def inline_table_file(cfg: DictConfig) -> None:
 def validate_evaluate_config(cfg: DictConfig) -> None:
     """The same for evaluate.py's settings, its degradation grid and its data module."""
     problems = _rule_problems(cfg, EVALUATE_RULES) + _build_problems(cfg, ("degradation", "data"))
+    from infomatch.evaluation.uncertainty import POST_HOC
+
+    calibrate = cfg.get("calibrate")
+    names = [calibrate] if isinstance(calibrate, str) else list(calibrate or [])
+    unknown = [name for name in names if name not in (*POST_HOC, "all") or (name == "all" and len(names) > 1)]
+    if unknown:
+        problems.append(f"calibrate={calibrate} must be one of {', '.join(POST_HOC)}, a list of them, or all")
     heatmap = cfg.confidence.heatmap_type
     if heatmap not in cfg.degradation.types:
         problems.append(f"confidence.heatmap_type={heatmap} must be one of degradation.types "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -22,11 +23,11 @@ from infomatch.evaluation.cifar100c.scoring import check_baseline, corruption_re
 from infomatch.evaluation.clean import CALIBRATION_METRICS, clean_metrics, predict, reliability_bins
 from infomatch.evaluation.data import evaluation_data_config, named_data_settings
 from infomatch.evaluation.degraded import ROBUSTNESS_SCORES, curves_by_model, degradation_curves, robustness_scores
-from infomatch.evaluation.uncertainty import msp_histograms, uncertainty_metrics
+from infomatch.evaluation.uncertainty import POST_HOC, msp_histograms, post_hoc_scaling, uncertainty_metrics
 from infomatch.metrics.ood import ood_detection
 from infomatch.metrics.per_sample import true_class_probability
 from infomatch.metrics.scores import SCORES, confidence_scores
-from infomatch.metrics.temperature import fit_temperature
+from infomatch.metrics.temperature import at_bound, fit_temperature
 from infomatch.runs.trusted import build
 from infomatch.runs.validation import build_group, validate_evaluate_config
 from infomatch.utils.errors import CheckpointError, EvaluationError
@@ -115,7 +116,14 @@ def prepare(cfg: DictConfig) -> Evaluation:
                       labels, datamodule.eval_batch_size, list(grid.types), grid.settings)
 
 
-def clean_phase(run: Evaluation, ece_bins: int, selective: dict[str, float]) -> dict[str, Any]:
+def calibrate_list(value: Any) -> list[str]:
+    """``calibrate=`` as the list of post-hoc methods (``all``: every one)."""
+    names = _as_list(value)
+    return list(POST_HOC) if names == ["all"] else names
+
+
+def clean_phase(run: Evaluation, ece_bins: int, selective: dict[str, float],
+                calibrate: list[str] | None = None) -> dict[str, Any]:
     """Per model: clean metrics, reliability bins, temperature scaling (T fitted on the validation split),
     selective classification and the calibration measures beyond ECE."""
     seen = trained_on_validation_images(run.models, run.data)
@@ -125,6 +133,7 @@ def clean_phase(run: Evaluation, ece_bins: int, selective: dict[str, float]) -> 
                     "training images, so their temperature-scaled numbers are optimistic", ", ".join(seen))
     val_images, val_labels = (tensor.to(run.device) for tensor in run.datamodule.val_set)
     models: dict[str, dict[str, Any]] = {}
+    fitted: dict[str, dict[str, Any]] = {}  # every scaler weight, written to scalers.json
     for model, classifier in tqdm(list(zip(run.models, run.classifiers)), desc="clean", unit="model"):
         logits = predict(classifier, run.images, run.batch_size)
         val_logits = predict(classifier, val_images, run.batch_size)
@@ -140,10 +149,15 @@ def clean_phase(run: Evaluation, ece_bins: int, selective: dict[str, float]) -> 
             "calibrated": {key: calibrated[key] for key in CALIBRATION_METRICS},
             "uncertainty": uncertainty_metrics(logits, run.labels, val_logits, val_labels, temperature, selective,
                                                ece_bins),
+            "temperature_at_bound": at_bound(temperature),
         }
+        if calibrate and calibrate != ["temperature"]:
+            models[model.name]["post_hoc"], fitted[model.name] = post_hoc_scaling(
+                logits, run.labels, val_logits, val_labels, temperature, calibrate, ece_bins)
     return {"models": models, "temperature_scaling": {"fitted_on": "validation split", "num_images": len(val_labels),
                                                       "fitted_on_training_images": seen},
-            "selective": {**selective, "scores": list(SCORES), "fitted_on": "validation split (normalised logits' T)"}}
+            "selective": {**selective, "scores": list(SCORES), "fitted_on": "validation split (normalised logits' T)"},
+            "scalers": fitted}
 
 
 def degradation_phase(run: Evaluation, cfg: DictConfig, models: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -234,7 +248,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     log.info("evaluating %d model(s) on %d test images of %s on %s", len(run.models), len(run.labels),
              run.data["_target_"].rsplit(".", 1)[-1], run.device)
 
-    clean = clean_phase(run, cfg.ece_bins, dict(cfg.selective))
+    clean = clean_phase(run, cfg.ece_bins, dict(cfg.selective), calibrate_list(cfg.calibrate))
     models = clean["models"]
     results = {
         "evaluation": {"data": run.data["_target_"], "subset": cfg.subset, "num_images": len(run.labels),
@@ -259,6 +273,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                        "device": str(run.device)}
     output_dir = Path(cfg.paths.output_dir)
     report.write_all(results, output_dir, aggregated, cfg.plots)
+    if clean["scalers"]:  # the fitted weights (K x K per matrix scaler) apart from metrics.json
+        (output_dir / "scalers.json").write_text(json.dumps(clean["scalers"]))
     for name, model in models.items():
         log.info("%s: %s", name, ", ".join(f"{key} {value:.4f}" for key, value in model["clean"].items()))
     log.info("results in %s (summary.md, metrics.json, metrics.csv%s)", output_dir, ", plots/" if cfg.plots else "")
