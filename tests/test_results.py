@@ -347,3 +347,44 @@ def test_stored_strategy_names_are_what_the_naming_gives_their_runs():
             assert strategy_name(config, labels) == evaluated["strategy"], config_file
             checked += 1
     assert checked >= 70
+
+
+def test_a_gap_block_pairs_each_contrast_per_study_and_its_change_by_seed(tmp_path):
+    root = tmp_path / "docs" / "results"
+    # short: im − hard = +0.10, +0.12 (seeds 0, 1); long: +0.05, +0.09, +0.20 (seeds 0, 1, 2)
+    write_evaluation(root / "short", "day", {"hard_seed0": model("hard", 0, 0.20, 0.05),
+                                             "hard_seed1": model("hard", 1, 0.22, 0.05),
+                                             "im_seed0": model("im", 0, 0.30, 0.05),
+                                             "im_seed1": model("im", 1, 0.34, 0.05)})
+    write_evaluation(root / "long", "day", {"hard_seed0": model("hard", 0, 0.50, 0.05),
+                                            "hard_seed1": model("hard", 1, 0.51, 0.05),
+                                            "hard_seed2": model("hard", 2, 0.40, 0.05),
+                                            "im_seed0": model("im", 0, 0.55, 0.05),
+                                            "im_seed1": model("im", 1, 0.60, 0.05),
+                                            "im_seed2": model("im", 2, 0.60, 0.05)})
+    page = tmp_path / "page.md"
+    page.write_text("<!-- gap:short,long contrasts=im:hard -->\nold\n<!-- /gap:short,long -->\n")
+    results.rebuild_readme(page, root)
+    text = page.read_text()
+    [row] = [line for line in text.splitlines() if line.startswith("| im − hard") and "%" not in line][:1]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    half_short = T_975[1] * statistics.stdev([10, 12]) / math.sqrt(2)
+    assert cells[1] == f"+11.00 [{11 - half_short:+.2f}, {11 + half_short:+.2f}], seeds 0,1"
+    assert cells[2].startswith("+11.33 [") and cells[2].endswith(", seeds 0,1,2")
+    # the change pairs seeds 0 and 1 only: (5 − 10, 9 − 12) = (−5, −3)
+    half_change = T_975[1] * statistics.stdev([-5, -3]) / math.sqrt(2)
+    assert cells[3] == f"-4.00 [{-4 - half_change:+.2f}, {-4 + half_change:+.2f}]"
+
+
+def test_history_figures_are_drawn_for_studies_that_kept_per_epoch_numbers(tmp_path):
+    root = tmp_path / "results"
+    models = {f"{strategy}_seed{seed}": model(strategy, seed, 0.3, 0.05) | {
+        "checkpoint": f"outputs/runs/{strategy}{seed}/checkpoints/best.ckpt"} for strategy in ("hard", "im")
+        for seed in (0, 1)}
+    write_evaluation(root / "long", "day", models)
+    for name in models:
+        run = root / "long" / "runs" / name.replace("_seed", "")
+        run.mkdir(parents=True)
+        (run / "history.csv").write_text("epoch,val/top1\n0,0.1\n1,0.2\n2,0.25\n")
+    written = results.write_history_figures(root)
+    assert written == [root / "long" / "validation_top1.png"] and written[0].stat().st_size > 1000

@@ -30,7 +30,7 @@ from infomatch.utils.errors import UserError, exit_with
 # infomatch.evaluation.compare (torch, scipy) is imported where it is used: --help answers in well under a second
 
 EVALUATION_FILES = ("metrics.json", "metrics.csv", "summary.md", "comparisons.csv")
-KEPT_PLOTS = ("clean_metrics.png", "paired_differences*.png", "corruptions_heatmap.png")  # glob patterns
+KEPT_PLOTS = ("clean_metrics.png", "paired_differences*.png", "corruptions_heatmap.png", "risk_coverage.png")  # globs
 # (scalar_metrics key, column heading, scale): the columns of both README tables
 COLUMNS = (
     ("top1", "top-1 %", 100), ("top5", "top-5 %", 100), ("nll", "NLL", 1), ("ece", "ECE", 1),
@@ -369,6 +369,58 @@ def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str 
 BLOCK_START = re.compile(r"<!-- results:([\w.-]+)(?: vs=([\w.,-]+))?(?: strategies=([\w.,-]+))? -->")
 
 
+# <!-- gap:cpu_study,cpu_long contrasts=im:hard,mollify:hard_mollify --> ... <!-- /gap:cpu_study,cpu_long -->: each
+# contrast a − b in each study and its change from the first study to the last (training length, say)
+GAP_START = re.compile(r"<!-- gap:([\w.,-]+) contrasts=([\w.,:-]+) -->")
+GAP_METRICS = (("top1", "Top-1 %", 100), ("nll", "NLL", 1), ("ece", "ECE", 1), ("robust top1", "Robust top-1 %", 100))
+
+
+def gap_block(results_root: Path, studies: list[str], contrasts: list[tuple[str, str]]) -> str:
+    from infomatch.evaluation.training_length import gap_markdown
+
+    loaded = {}
+    for name in studies:
+        if not (results_root / name).is_dir():
+            raise UserError(f"a gap block names the study {name!r} but {results_root / name} does not exist")
+        loaded[name] = load_study(results_root / name)
+    lines = [f"<sub>Rebuilt by `python -m infomatch.tasks.results tables` from "
+             f"{', '.join(f'`{name}/`' for name in studies)} under docs/results.</sub>", ""]
+    return "\n".join(lines + gap_markdown(loaded, contrasts, list(GAP_METRICS))).rstrip("\n")
+
+
+def _rebuild_gap_blocks(text: str, page: Path, results_root: Path) -> str:
+    for match in GAP_START.finditer(text):
+        start, names = match.group(0), match.group(1)
+        contrasts = [tuple(pair.split(":")) for pair in match.group(2).split(",")]
+        if any(len(pair) != 2 for pair in contrasts):
+            raise UserError(f"{page}, block {start}: contrasts are a:b pairs separated by commas")
+        try:
+            block = f"{start}\n{gap_block(results_root, names.split(','), contrasts)}\n<!-- /gap:{names} -->"
+        except UserError as error:
+            raise UserError(f"{page}, block {start}: {error}") from error
+        pattern = re.compile(rf"{re.escape(start)}.*?<!-- /gap:{re.escape(names)} -->", re.S)
+        if not pattern.search(text):
+            raise UserError(f"{page}: the gap block {names!r} has no closing <!-- /gap:{names} --> line")
+        text = pattern.sub(lambda _, block=block: block, text)
+    return text
+
+
+def write_history_figures(results_root: Path) -> list[Path]:
+    """``<study>/validation_top1.png`` for every study whose runs kept their per-epoch history."""
+    from infomatch.evaluation.training_length import histories_by_strategy, history_figure
+
+    written = []
+    for study in sorted(path.parent.parent.parent for path in results_root.glob("*/runs/*/history.csv")):
+        if study in written or not (study / "evaluations").is_dir():
+            continue
+        curves = histories_by_strategy(study, load_study(study))
+        if curves:
+            history_figure(curves, study / "validation_top1.png",
+                           f"{study.name}: validation top-1 against epoch\nmean over seeds, band: lowest to highest")
+            written.append(study)
+    return [study / "validation_top1.png" for study in written]
+
+
 def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> list[str]:
     """Replace each results block of ``readme`` (``BLOCK_START`` ... ``<!-- /results:NAME -->``); returns the names.
 
@@ -395,7 +447,7 @@ def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> 
             raise UserError(f"{readme}: the results block {name!r} has no closing <!-- /results:{name} --> line")
         text = pattern.sub(lambda _, block=block: block, text)
         rebuilt.append(name)
-    readme.write_text(text)
+    readme.write_text(_rebuild_gap_blocks(text, readme, results_root))
     return rebuilt
 
 
@@ -425,6 +477,8 @@ def main(argv: list[str] | None = None) -> None:
             for page in args.pages:
                 names = rebuild_readme(page, args.results, args.baseline)
                 print(f"rebuilt {len(names)} results blocks in {page}: {', '.join(names) or 'none'}")
+            for figure in write_history_figures(args.results):
+                print(f"wrote {figure}")
     except UserError as error:
         exit_with(error)
 
