@@ -86,6 +86,8 @@ def smooth_ece(probs: Tensor, labels: Tensor, bandwidth: float | None = None) ->
     """Smooth ECE of the top-label confidence (Blasiok & Nakkiran, ICLR 2024): kernel-smoothed residuals with a
     reflected Gaussian kernel, at the bandwidth sigma where smECE(sigma) = sigma (bisection) unless given."""
     confidence, correct = _top_label(probs, labels)
+    if not bool(torch.isfinite(confidence).all()):  # NaN probabilities (a model with non-finite weights)
+        return float("nan")
     if bandwidth is not None:
         return smooth_ece_at(confidence, correct, bandwidth)
     low, high = 1e-4, 1.0  # smECE(sigma) - sigma falls with sigma: one crossing
