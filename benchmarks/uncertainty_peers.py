@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     import relplot
+    from sklearn.metrics import roc_auc_score
     from torch_uncertainty import metrics as tu
     from torch_uncertainty.post_processing import DirichletScaler, TemperatureScaler, VectorScaler
 
@@ -57,11 +58,13 @@ def main() -> None:
     rows = [
         ("AURC", aurc(confidence, correct), peer_value(tu.AURC(), probs, labels)),
         ("AUGRC", augrc(confidence, correct), peer_value(tu.AUGRC(), probs, labels)),
-        ("risk at 80% coverage", risk_at_coverage(confidence, correct, 0.8), peer_value(tu.RiskAt80Cov(), probs, labels)),
-        ("coverage at 5% risk", coverage_at_risk(confidence, correct, 0.05), peer_value(tu.CovAt5Risk(), probs, labels)),
+        ("risk at 80% coverage", risk_at_coverage(confidence, correct, 0.8),
+         peer_value(tu.RiskAt80Cov(), probs, labels)),
+        ("coverage at 5% risk", coverage_at_risk(confidence, correct, 0.05),
+         peer_value(tu.CovAt5Risk(), probs, labels)),
         ("FPR95 (MSP; in-distribution positive)", ours_ood["fpr95"],
          peer_value(tu.FPR95(pos_label=0), torch.cat([confidence, msp_out]), is_ood)),
-        ("AUROC (MSP) vs scikit-learn", ours_ood["auroc"], float(__import__("sklearn.metrics").metrics.roc_auc_score(
+        ("AUROC (MSP) vs scikit-learn", ours_ood["auroc"], float(roc_auc_score(
             1 - is_ood.numpy(), torch.cat([confidence, msp_out]).numpy()))),
         ("classwise ECE (15 bins)", classwise_ece(probs, labels),
          peer_value(tu.ClasswiseCalibrationError(num_classes=100), probs, labels)),
