@@ -4,6 +4,7 @@ an independent oracle: scikit-learn, a plain Python loop, scipy quadrature, or a
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -14,8 +15,10 @@ from infomatch.metrics import (
     AUGRC,
     AURC,
     ClasswiseCalibrationError,
+    CoverageAtRisk,
     MaxCalibrationError,
     OODDetection,
+    RiskAtCoverage,
     augrc,
     aurc,
     classwise_ece,
@@ -88,8 +91,9 @@ def test_all_correct_and_all_wrong_give_defined_values():
 
 def test_the_metric_classes_accumulate_batches_to_the_functions_value():
     confidence, correct = scored_predictions(300, seed=3)
-    for cls, function in ((AURC, aurc), (AUGRC, augrc)):
-        metric = cls()
+    for metric, function in ((AURC(), aurc), (AUGRC(), augrc),
+                             (RiskAtCoverage(0.7), partial(risk_at_coverage, coverage=0.7)),
+                             (CoverageAtRisk(0.3), partial(coverage_at_risk, risk=0.3))):
         for part in zip(confidence.split(70), correct.split(70)):
             metric.update(*part)
         assert float(metric.compute()) == pytest.approx(function(confidence, correct))

@@ -12,10 +12,21 @@ from infomatch.metrics.calibration import (
 )
 from infomatch.metrics.ood import OODDetection, ood_detection
 from infomatch.metrics.scores import confidence_scores, normalized_logits
-from infomatch.metrics.selective import AUGRC, AURC, augrc, aurc, coverage_at_risk, risk_at_coverage, risk_coverage
+from infomatch.metrics.selective import (
+    AUGRC,
+    AURC,
+    CoverageAtRisk,
+    RiskAtCoverage,
+    augrc,
+    aurc,
+    coverage_at_risk,
+    risk_at_coverage,
+    risk_coverage,
+)
 
 __all__ = [
-    "AUGRC", "AURC", "ClasswiseCalibrationError", "MaxCalibrationError", "OODDetection", "SmoothCalibrationError",
+    "AUGRC", "AURC", "ClasswiseCalibrationError", "CoverageAtRisk", "MaxCalibrationError", "OODDetection",
+    "RiskAtCoverage", "SmoothCalibrationError",
     "augrc", "aurc", "classwise_ece", "confidence_scores", "coverage_at_risk", "max_calibration_error",
     "normalized_logits", "ood_detection", "risk_at_coverage", "risk_coverage", "smooth_ece",
 ]

@@ -87,3 +87,25 @@ class AUGRC(_ConfidenceCorrect):
 
     def compute(self) -> Tensor:
         return torch.tensor(augrc(*self._gathered()), dtype=torch.float64)
+
+
+class RiskAtCoverage(_ConfidenceCorrect):
+    """:func:`risk_at_coverage` over every batch seen."""
+
+    def __init__(self, coverage: float = 0.8) -> None:
+        super().__init__()
+        self.coverage = coverage
+
+    def compute(self) -> Tensor:
+        return torch.tensor(risk_at_coverage(*self._gathered(), self.coverage), dtype=torch.float64)
+
+
+class CoverageAtRisk(_ConfidenceCorrect):
+    """:func:`coverage_at_risk` over every batch seen."""
+
+    def __init__(self, risk: float = 0.05) -> None:
+        super().__init__()
+        self.risk = risk
+
+    def compute(self) -> Tensor:
+        return torch.tensor(coverage_at_risk(*self._gathered(), self.risk), dtype=torch.float64)
