@@ -29,14 +29,17 @@ def _cell(values: list[float], scale: float) -> str:
 
 def contrast_rows(studies: dict[str, dict[str, dict[str, Any]]], contrasts: list[tuple[str, str]], metric: str,
                   scale: float) -> list[list[str]]:
-    """One row per contrast: its paired difference in each study, then the change from the first study to the last
-    on the seeds that both have every strategy of the contrast."""
+    """One row per contrast: its paired difference in each study on the seeds the last study has, then the change
+    from the first study to the last on the seeds both have."""
     rows = []
     for a, b in contrasts:
         differences = []
         for models in studies.values():
             first, second = _by_seed(models, a, metric), _by_seed(models, b, metric)
             differences.append({seed: first[seed] - second[seed] for seed in first if seed in second})
+        # every study on the seeds the last one has, so the columns compare the same seeds
+        differences = [{seed: value for seed, value in found.items() if seed in differences[-1]}
+                       for found in differences]
         short, long = differences[0], differences[-1]
         common = sorted(seed for seed in long if seed in short)
         change = [long[seed] - short[seed] for seed in common]
@@ -55,8 +58,9 @@ def gap_markdown(studies: dict[str, dict[str, dict[str, Any]]], contrasts: list[
     names = list(studies)
     lines = []
     for key, heading, scale in metrics:
-        lines += [f"{heading}: difference with its 95% seed-paired t-interval in each study, and its change "
-                  f"({names[-1]} − {names[0]}, paired on the seeds both have); **bold**: the interval excludes 0.", ""]
+        lines += [f"{heading}: difference with its 95% seed-paired t-interval in each study (on the seeds "
+                  f"{names[-1]} has), and its change ({names[-1]} − {names[0]}, paired on the seeds both have); "
+                  "**bold**: the interval excludes 0.", ""]
         lines += markdown_table(["contrast", *names, f"change {names[-1]} − {names[0]}"],
                                 contrast_rows(studies, contrasts, key, scale))
     return lines
