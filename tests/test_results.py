@@ -390,3 +390,9 @@ def test_history_figures_are_drawn_for_studies_that_kept_per_epoch_numbers(tmp_p
         (run / "history.csv").write_text("epoch,val/top1\n0,0.1\n1,0.2\n2,0.25\n")
     written = results.write_history_figures(root)
     assert written == [root / "long" / "validation_top1.png"] and written[0].stat().st_size > 1000
+
+
+def test_forest_figures_are_drawn_for_studies_with_the_baseline(study, tmp_path):
+    write_evaluation(tmp_path / "docs" / "results" / "no_baseline", "day", {"im_seed0": model("im", 0, 0.3, 0.1)})
+    written = results.write_forest_figures(tmp_path / "docs" / "results")
+    assert written == [study / "paired_differences_hard.png"] and written[0].stat().st_size > 1000

@@ -144,16 +144,23 @@ FOREST_PANELS = (
     ("After temperature scaling", "nll (ts)", "NLL", 1, "nats"),
     ("After temperature scaling", "ece (ts)", "ECE", 1, ""),
     ("After temperature scaling", "robust nll (ts)", "NLL under degradation", 1, "nats"),
+    ("Selective classification", "aurc", "AURC (MSP)", 1, ""),
+    ("Selective classification", "aurc (norm)", "AURC (normalised logits)", 1, ""),
+    ("Selective classification", "augrc", "AUGRC (MSP)", 1, ""),
 )
 
 
-def forest(rows: list[dict], path: Path, title: str) -> None:
-    """A panel per metric in FOREST_PANELS, a row of panels per group: each strategy's difference to the baseline
-    with its 95% CI (filled dot: the interval excludes 0); the dashed line is 0."""
+def forest(rows: list[dict], path: Path, title: str, keys: tuple[str, ...] | None = None, dpi: int = 150) -> None:
+    """A panel per metric in FOREST_PANELS (only ``keys``, if given), a row of panels per group: each strategy's
+    difference to the baseline with its 95% CI (filled dot: the interval excludes 0); the dashed line is 0."""
     by_key = {(row["metric"], row["strategy"]): row for row in rows}
     strategies = list(dict.fromkeys(row["strategy"] for row in rows))
     palette = colors(strategies)
-    panels = [panel for panel in FOREST_PANELS if any((panel[1], strategy) in by_key for strategy in strategies)]
+    panels = [panel for panel in FOREST_PANELS if any((panel[1], strategy) in by_key for strategy in strategies)
+              and (keys is None or panel[1] in keys)]
+    if keys is not None:  # a chosen few: one row, each panel titled with its group
+        panels = [("", key, f"{label}{' (ts)' if group.startswith('After') else ''}", scale, unit)
+                  for group, key, label, scale, unit in panels]
     groups = list(dict.fromkeys(panel[0] for panel in panels))
     columns = max(sum(panel[0] == group for panel in panels) for group in groups)
     height = 0.32 * len(strategies) + 1.3
@@ -184,7 +191,7 @@ def forest(rows: list[dict], path: Path, title: str) -> None:
         axes[group_index, 0].set_ylabel(group, fontsize=10, fontweight="bold")
     fig.suptitle(title, fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
 
 

@@ -421,6 +421,29 @@ def write_history_figures(results_root: Path) -> list[Path]:
     return [study / "validation_top1.png" for study in written]
 
 
+STUDY_FOREST_KEYS = ("top1", "robust top1", "nll", "ece", "nll (ts)", "aurc", "aurc (norm)")
+
+
+def write_forest_figures(results_root: Path, baseline: str = "hard") -> list[Path]:
+    """``<study>/paired_differences_<baseline>.png``: every strategy's seed-paired difference to ``baseline`` with
+    its 95% interval, for each study that has the baseline and another strategy."""
+    from infomatch.evaluation import plots
+    from infomatch.evaluation.compare import compare
+
+    written = []
+    for study in sorted(path.parent for path in results_root.glob("*/evaluations")):
+        models = load_study(study)
+        strategies = {model["strategy"] for model in models.values()}
+        if baseline not in strategies or len(strategies) < 2:
+            continue
+        path = study / f"paired_differences_{baseline}.png"
+        plots.forest(compare(models, baseline), path,
+                     f"{study.name}: difference to {baseline}, 95% seed-paired interval (filled: excludes 0)",
+                     STUDY_FOREST_KEYS, dpi=80)
+        written.append(path)
+    return written
+
+
 def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> list[str]:
     """Replace each results block of ``readme`` (``BLOCK_START`` ... ``<!-- /results:NAME -->``); returns the names.
 
@@ -477,7 +500,7 @@ def main(argv: list[str] | None = None) -> None:
             for page in args.pages:
                 names = rebuild_readme(page, args.results, args.baseline)
                 print(f"rebuilt {len(names)} results blocks in {page}: {', '.join(names) or 'none'}")
-            for figure in write_history_figures(args.results):
+            for figure in [*write_history_figures(args.results), *write_forest_figures(args.results, args.baseline)]:
                 print(f"wrote {figure}")
     except UserError as error:
         exit_with(error)
