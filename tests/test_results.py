@@ -396,3 +396,16 @@ def test_forest_figures_are_drawn_for_studies_with_the_baseline(study, tmp_path)
     write_evaluation(tmp_path / "docs" / "results" / "no_baseline", "day", {"im_seed0": model("im", 0, 0.3, 0.1)})
     written = results.write_forest_figures(tmp_path / "docs" / "results")
     assert written == [study / "paired_differences_hard.png"] and written[0].stat().st_size > 1000
+
+
+def test_a_headline_block_is_one_small_table_of_differences_to_its_baseline(study):
+    page = study.parent.parent.parent / "page.md"
+    page.write_text("<!-- results:demo vs=hard headline -->\n<!-- /results:demo -->\n")
+    results.rebuild_readme(page, study.parent)
+    lines = [line for line in page.read_text().splitlines() if line.startswith("| ")]
+    assert lines[0] == "| strategy | seeds | top-1 % | top-1 − hard | NLL (ts) − hard | robust top-1 − hard |"
+    hard, im = (line.split(" | ") for line in lines[1:])
+    assert hard[3:] == ["–", "–", "– |"]
+    # im − hard top-1 paired on seeds 0-2: (0.30 − 0.12, 0.32 − 0.20, 0.40 − 0.15) = (18, 12, 25) points
+    mean, half = statistics.mean([18, 12, 25]), T_975[2] * statistics.stdev([18, 12, 25]) / math.sqrt(3)
+    assert im[3] == f"**{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]**"

@@ -337,6 +337,29 @@ def select_strategies(models: dict[str, dict[str, Any]], strategies: list[str]) 
     return {name: model for strategy in strategies for name, model in models.items() if model["strategy"] == strategy}
 
 
+def headline_markdown(study: Path, baseline: str, shown_as: str, strategies: list[str] | None) -> str:
+    """A few-column table for a README: per strategy the seeds, mean top-1 and the paired differences to
+    ``baseline`` in ``HEADLINE_COLUMNS`` (95% interval; bold where it excludes 0)."""
+    from infomatch.evaluation.compare import compare, scalar_metrics
+
+    models = load_study(study)
+    if strategies:
+        models = select_strategies(models, strategies)
+    summary = strategy_summary(models, scalar_metrics)
+    if baseline not in summary:
+        raise UserError(f"a headline block compares to {baseline}, which the study lacks")
+    rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline)}
+    header = ["strategy", "seeds", "top-1 %", *(f"{heading} − {baseline}" for _, heading, _ in HEADLINE_COLUMNS)]
+    table = markdown_table(header, [
+        [strategy, str(group["n"]), _mean_cell(*group["top1"], 100),
+         *("–" if strategy == baseline else _difference_cell(rows[strategy, key], scale)
+           for key, _, scale in HEADLINE_COLUMNS)] for strategy, group in summary.items()])
+    note = (f"<sub>Rebuilt by `python -m infomatch.tasks.results tables` from `{shown_as}/`: mean ± 95% interval "
+            f"half-width over seeds, differences seed-paired with their 95% interval, **bold**: excludes 0; (ts): "
+            "after temperature scaling; robust: mean over the degradation grid.</sub>")
+    return "\n".join([note, "", *table]).rstrip("\n")
+
+
 def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str | None = None,
                    strategies: list[str] | None = None) -> str:
     """The README block of one study: per-strategy mean ± 95% CI half-width, then paired differences to each of
@@ -366,7 +389,9 @@ def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str 
 
 # <!-- results:<study> -->, <!-- results:<study> vs=hard,matched --> (the baselines of its difference tables),
 # <!-- results:<study> vs=hard strategies=hard,im,ls --> (only these strategies, in this order)
-BLOCK_START = re.compile(r"<!-- results:([\w.-]+)(?: vs=([\w.,-]+))?(?: strategies=([\w.,-]+))? -->")
+BLOCK_START = re.compile(r"<!-- results:([\w.-]+)(?: vs=([\w.,-]+))?(?: strategies=([\w.,-]+))?( headline)? -->")
+# a headline block: one small table, each strategy's top-1 and its paired differences to the first baseline
+HEADLINE_COLUMNS = (("top1", "top-1", 100), ("nll (ts)", "NLL (ts)", 1), ("robust top1", "robust top-1", 100))
 
 
 # <!-- gap:cpu_study,cpu_long contrasts=im:hard,mollify:hard_mollify --> ... <!-- /gap:cpu_study,cpu_long -->: each
@@ -461,7 +486,8 @@ def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> 
         # named relative to the README, so the block reads the same whichever folder the command ran from
         shown_as = Path(os.path.relpath(study.resolve(), readme.resolve().parent)).as_posix()
         try:
-            markdown = study_markdown(study, baselines, shown_as, strategies)
+            markdown = (headline_markdown(study, baselines[0], shown_as, strategies) if match.group(4)
+                        else study_markdown(study, baselines, shown_as, strategies))
         except UserError as error:
             raise UserError(f"{readme}, block {start}: {error}") from error
         block = f"{start}\n{markdown}\n<!-- /results:{name} -->"
