@@ -539,3 +539,12 @@ def test_the_grid_scores_the_unchanged_level_0_once_and_every_level_as_a_direct_
                 with torch.no_grad():
                     hits += float(score(classifier.net(degraded), chunk_labels).sum())
             assert curves[row, index, 0].item() == pytest.approx(hits / 20), (name, level)
+
+
+def test_progress_without_a_terminal_logs_one_line_per_stage(caplog, capsys):
+    from infomatch.utils.console import progress
+
+    with caplog.at_level("INFO", logger="infomatch"):
+        assert list(progress(range(3), desc="clean", unit="model")) == [0, 1, 2]
+    assert [record.getMessage().rsplit(" in ", 1)[0] for record in caplog.records] == ["clean: 3 models"]
+    assert "\r" not in capsys.readouterr().err  # no bar redrawn with carriage returns

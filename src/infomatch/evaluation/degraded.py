@@ -10,11 +10,11 @@ from itertools import product
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from infomatch.augment import DEGRADATIONS, apply_degradations
 from infomatch.data.stage import to_unit_range
 from infomatch.metrics.per_sample import brier, correct, nll
+from infomatch.utils.console import progress
 from infomatch.utils.seeding import mix_seed
 
 # the per-image scores of robustness_scores, in its column order
@@ -46,7 +46,7 @@ def degradation_curves(classifiers: list[nn.Module], images: Tensor, labels: Ten
     # every evaluation type, so the clean chunk is scored once, not once per type
     unchanged: dict[int, Tensor] = {}
     grid = list(product(enumerate(degradations), enumerate(levels)))
-    for (row, name), (level_index, level) in tqdm(grid, desc=description, unit="level"):
+    for (row, name), (level_index, level) in progress(grid, desc=description, unit="level"):
         type_id = DEGRADATIONS.index(name)
         generator = torch.Generator(device=device).manual_seed(mix_seed(seed, type_id, level_index))
         totals = 0

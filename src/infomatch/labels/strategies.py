@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from infomatch.augment import DEGRADATIONS, Degrader, apply_degradations
 from infomatch.augment.degradations import diffusion_noise_share, noise_share
@@ -29,6 +28,7 @@ from infomatch.data.batch import TrainingBatch
 from infomatch.labels.measures import MEASURES, adjusted_nmi, ssim
 from infomatch.labels.nmi import chance_nmi, check_bins, nmi
 from infomatch.utils.checks import SettingError, check_choice, check_integer, check_number, require
+from infomatch.utils.console import progress
 from infomatch.utils.precision import wide_float
 
 SPREADS = ("all", "others")
@@ -187,7 +187,7 @@ def epsilon_by_level(clean: Tensor, types: tuple[str, ...], levels: list[float],
                      **settings: float) -> dict[str, Tensor]:
     """{type: (len(levels), N) epsilon_of(clean, degraded)}: every image degraded at every level of every type."""
     curves = {}
-    for name in tqdm(types, desc=description, unit="type", leave=False):
+    for name in progress(types, desc=description, unit="type", leave=False):
         type_batch = torch.full((len(clean),), DEGRADATIONS.index(name), dtype=torch.long, device=clean.device)
         rows = []
         for level in levels:

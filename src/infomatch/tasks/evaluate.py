@@ -15,7 +15,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from infomatch.evaluation import aggregate, compare, report
 from infomatch.evaluation.checkpoints import LoadedModel, load_models
@@ -30,6 +29,7 @@ from infomatch.metrics.scores import SCORES, confidence_scores
 from infomatch.metrics.temperature import at_bound, fit_temperature
 from infomatch.runs.trusted import build
 from infomatch.runs.validation import build_group, validate_evaluate_config
+from infomatch.utils.console import progress
 from infomatch.utils.errors import CheckpointError, EvaluationError
 from infomatch.utils.memory import keep_freed_memory
 from infomatch.utils.precision import cpu_has_native_bf16, cpu_model_name
@@ -134,7 +134,7 @@ def clean_phase(run: Evaluation, ece_bins: int, selective: dict[str, float],
     val_images, val_labels = (tensor.to(run.device) for tensor in run.datamodule.val_set)
     models: dict[str, dict[str, Any]] = {}
     fitted: dict[str, dict[str, Any]] = {}  # every scaler weight, written to scalers.json
-    for model, classifier in tqdm(list(zip(run.models, run.classifiers)), desc="clean", unit="model"):
+    for model, classifier in progress(list(zip(run.models, run.classifiers)), desc="clean", unit="model"):
         logits = predict(classifier, run.images, run.batch_size)
         val_logits = predict(classifier, val_images, run.batch_size)
         # one temperature per model, fitted on the validation split, never on the test set

@@ -112,3 +112,22 @@ def sweep_summary(sweep_dir) -> str:
     lines += [f"  {status:<10}  {top1:>11}  {name:<{width}}" for status, top1, name in rows]
     lines.append(f"  next: python evaluate.py ckpt={sweep_dir}")
     return "\n".join(lines)
+
+
+def progress(items, desc: str, unit: str, **options):
+    """``items`` with a tqdm bar on a terminal; where stderr is a file (nohup, SLURM, CI) no bar, whose carriage
+    returns would fill the log, but one line when the stage is done, with its count and time."""
+    import sys
+    import time
+
+    from tqdm.auto import tqdm
+
+    if sys.stderr.isatty():
+        yield from tqdm(items, desc=desc, unit=unit, **options)
+        return
+    started, count = time.perf_counter(), 0
+    for item in items:
+        count += 1
+        yield item
+    logging.getLogger("infomatch").info("%s: %d %s%s in %.0f s", desc, count, unit, "" if count == 1 else "s",
+                                        time.perf_counter() - started)

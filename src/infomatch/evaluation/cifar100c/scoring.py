@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from infomatch.evaluation import aggregate
 from infomatch.evaluation.cifar100c import BENCHMARK, RESEMBLE_TRAINING
 from infomatch.metrics.classification import EvaluationMetrics
+from infomatch.utils.console import progress
 from infomatch.utils.errors import EvaluationError
 
 METRICS = ("top1", "nll", "ece")
@@ -34,7 +34,7 @@ def corruption_scores(classifiers: list[nn.Module], names: list[str], source, im
     scores = {name: {corruption: {metric: [] for metric in METRICS} for corruption in source.names}
               for name in names}
     sets = [(corruption, severity) for corruption in source.names for severity in source.severities]
-    for corruption, severity in tqdm(sets, desc=f"corruptions ({source.label})", unit="set"):
+    for corruption, severity in progress(sets, desc=f"corruptions ({source.label})", unit="set"):
         metrics = [EvaluationMetrics(num_classes, ece_bins).to(images.device) for _ in classifiers]
         for chunk, chunk_labels in source.batches(corruption, severity, images, labels, seed, batch_size):
             chunk = chunk.float().div_(255)
