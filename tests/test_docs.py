@@ -42,3 +42,13 @@ def test_relative_links_reach_a_file_and_heading(page):
         elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
             broken.append(f"{target} (no heading #{anchor})")
     assert broken == [], f"{page.name}: {broken}"
+
+
+def test_the_library_page_names_every_public_name():
+    import importlib
+
+    page = (ROOT / "docs" / "library.md").read_text()
+    missing = [f"{package}.{name}" for package in ("data", "augment", "base_augment", "labels", "models", "training",
+                                                   "metrics")
+               for name in importlib.import_module(f"infomatch.{package}").__all__ if f"`{name}" not in page]
+    assert missing == [], f"docs/library.md does not name {missing}"

@@ -8,6 +8,8 @@ the peers' rules ``mollify`` (Heinonen et al. 2025), ``visibility`` (Soft Augmen
 ``confidence`` (a reference model's accuracy, Siedel et al. 2025).
 """
 
+from infomatch.labels.measures import adjusted_nmi, ssim
+from infomatch.labels.nmi import chance_nmi, nmi, quantize
 from infomatch.labels.strategies import (
                                          ConfidenceSmoothing,
                                          HardLabels,
@@ -19,7 +21,11 @@ from infomatch.labels.strategies import (
                                          MollifiedSmoothing,
                                          ScheduleSmoothing,
                                          VisibilitySmoothing,
+    im_epsilon,
+    one_hot,
+    smooth,
 )
 
 __all__ = ["ConfidenceSmoothing", "HardLabels", "InformationMatching", "LabelSmoothing", "LevelSmoothing",
-           "MatchedSmoothing", "MeasuredSmoothing", "MollifiedSmoothing", "ScheduleSmoothing", "VisibilitySmoothing"]
+           "MatchedSmoothing", "MeasuredSmoothing", "MollifiedSmoothing", "ScheduleSmoothing", "VisibilitySmoothing",
+           "adjusted_nmi", "chance_nmi", "im_epsilon", "nmi", "one_hot", "quantize", "smooth", "ssim"]

@@ -11,6 +11,7 @@ from infomatch.metrics.calibration import (
     smooth_ece,
 )
 from infomatch.metrics.ood import OODDetection, ood_detection
+from infomatch.metrics.scalers import Scaler, fit_scaler, fit_scaler_selected
 from infomatch.metrics.scores import confidence_scores, normalized_logits
 from infomatch.metrics.selective import (
     AUGRC,
@@ -23,10 +24,11 @@ from infomatch.metrics.selective import (
     risk_at_coverage,
     risk_coverage,
 )
+from infomatch.metrics.temperature import fit_temperature
 
 __all__ = [
     "AUGRC", "AURC", "ClasswiseCalibrationError", "CoverageAtRisk", "MaxCalibrationError", "OODDetection",
-    "RiskAtCoverage", "SmoothCalibrationError",
+    "RiskAtCoverage", "Scaler", "SmoothCalibrationError", "fit_scaler", "fit_scaler_selected", "fit_temperature",
     "augrc", "aurc", "classwise_ece", "confidence_scores", "coverage_at_risk", "max_calibration_error",
     "normalized_logits", "ood_detection", "risk_at_coverage", "risk_coverage", "smooth_ece",
 ]
