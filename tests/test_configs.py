@@ -34,8 +34,17 @@ from infomatch.utils.precision import cpu_has_native_bf16, cpu_model_name
 
 
 def options(group: str) -> list[str]:
-    """The group's choices; files starting with _ hold settings that choices share."""
-    return sorted(path.stem for path in (CONFIGS / group).glob("*.yaml") if not path.stem.startswith("_"))
+    """The group's choices: every file in its folder (settings that choices share live in configs/shared/)."""
+    return sorted(path.stem for path in (CONFIGS / group).glob("*.yaml"))
+
+
+def test_hydra_lists_only_real_choices_when_an_option_is_wrong(make_config):
+    # a shared base in a group's folder would be offered as a choice in Hydra's "Available options"
+    with pytest.raises(Exception, match="Could not find 'labels/nope'") as raised:
+        make_config("labels=nope")
+    listed = [line.strip() for line in str(raised.value).split("Available options in 'labels':")[1].splitlines()
+              if line.startswith("\t") and "=" not in line]
+    assert listed == options("labels") and not any(name.startswith("_") for name in listed)
 
 
 @pytest.mark.parametrize("option", options("labels"))
