@@ -52,3 +52,19 @@ def test_the_library_page_names_every_public_name():
                                                    "metrics")
                for name in importlib.import_module(f"infomatch.{package}").__all__ if f"`{name}" not in page]
     assert missing == [], f"docs/library.md does not name {missing}"
+
+
+def test_the_version_is_one_and_every_entry_point_prints_it():
+    import subprocess
+    import sys
+
+    import yaml
+
+    from infomatch import __version__
+
+    assert f"## [{__version__}]" in (ROOT / "CHANGELOG.md").read_text()
+    assert str(yaml.safe_load((ROOT / "CITATION.cff").read_text())["version"]) == __version__
+    for command in (["train.py"], ["evaluate.py"], ["-m", "infomatch.tasks.results"]):
+        printed = subprocess.run([sys.executable, *command, "--version"], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout
+        assert printed.strip() == f"infomatch {__version__}"

@@ -7,6 +7,8 @@ package by pyproject.toml), so the installed commands find them from any folder.
 
 from __future__ import annotations
 
+import functools
+import sys
 import warnings
 
 import hydra
@@ -22,6 +24,21 @@ register_resolvers()
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/joblib' is validated against ConfigStore schema")
 
 
+def answers_version(main):
+    """``--version`` prints the package version and exits before Hydra reads the command line."""
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        if "--version" in sys.argv[1:]:
+            from infomatch import __version__
+
+            print(f"infomatch {__version__}")
+            return None
+        return main(*args, **kwargs)
+
+    return wrapped
+
+
+@answers_version
 @hydra.main(version_base="1.3", config_path=CONFIGS, config_name="train")
 def train(cfg: DictConfig) -> float | None:
     """Train one model (a sweep with -m)."""
@@ -38,6 +55,7 @@ def train(cfg: DictConfig) -> float | None:
     return None if metrics is None else metrics.get("best_val_top1")
 
 
+@answers_version
 @hydra.main(version_base="1.3", config_path=CONFIGS, config_name="evaluate")
 def evaluate(cfg: DictConfig) -> None:
     """Evaluate checkpoints, run folders or sweep folders side by side."""

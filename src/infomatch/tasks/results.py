@@ -501,7 +501,10 @@ def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> 
 
 
 def command_line() -> argparse.ArgumentParser:
+    from infomatch import __version__
+
     parser = argparse.ArgumentParser(prog="python -m infomatch.tasks.results", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"infomatch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, help="what to do")
     gather = commands.add_parser("collect", help="copy a sweep's and an evaluation's small result files into a study")
     gather.add_argument("runs", type=Path, help="a sweep folder (outputs/multirun/<date>) or one run folder")
