@@ -352,18 +352,13 @@ def test_stored_strategy_names_are_what_the_naming_gives_their_runs():
 def test_a_gap_block_pairs_each_contrast_per_study_and_its_change_by_seed(tmp_path):
     root = tmp_path / "docs" / "results"
     # short: im − hard = +0.10, +0.12 (seeds 0, 1; seed 3 is not in the long study); long: +0.05, +0.09, +0.20
-    write_evaluation(root / "short", "day", {"hard_seed0": model("hard", 0, 0.20, 0.05),
-                                             "hard_seed1": model("hard", 1, 0.22, 0.05),
-                                             "hard_seed3": model("hard", 3, 0.20, 0.05),
-                                             "im_seed0": model("im", 0, 0.30, 0.05),
-                                             "im_seed1": model("im", 1, 0.34, 0.05),
-                                             "im_seed3": model("im", 3, 0.90, 0.05)})
-    write_evaluation(root / "long", "day", {"hard_seed0": model("hard", 0, 0.50, 0.05),
-                                            "hard_seed1": model("hard", 1, 0.51, 0.05),
-                                            "hard_seed2": model("hard", 2, 0.40, 0.05),
-                                            "im_seed0": model("im", 0, 0.55, 0.05),
-                                            "im_seed1": model("im", 1, 0.60, 0.05),
-                                            "im_seed2": model("im", 2, 0.60, 0.05)})
+    def top1s(values: dict[str, dict[int, float]]) -> dict:
+        return {f"{strategy}_seed{seed}": model(strategy, seed, top1, 0.05)
+                for strategy, seeds in values.items() for seed, top1 in seeds.items()}
+
+    short = {"hard": {0: 0.20, 1: 0.22, 3: 0.20}, "im": {0: 0.30, 1: 0.34, 3: 0.90}}
+    write_evaluation(root / "short", "day", top1s(short))
+    write_evaluation(root / "long", "day", top1s({"hard": {0: 0.50, 1: 0.51, 2: 0.40}, "im": {0: 0.55, 1: 0.60, 2: 0.60}}))
     page = tmp_path / "page.md"
     page.write_text("<!-- gap:short,long contrasts=im:hard -->\nold\n<!-- /gap:short,long -->\n")
     results.rebuild_readme(page, root)

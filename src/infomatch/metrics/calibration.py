@@ -10,7 +10,8 @@ import math
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
+
+from infomatch.metrics.gathered import Gathered
 
 
 def bin_index(values: Tensor, bins: int) -> Tensor:
@@ -102,41 +103,30 @@ def smooth_ece(probs: Tensor, labels: Tensor, bandwidth: float | None = None) ->
     return smooth_ece_at(confidence, correct, high)
 
 
-class _ProbsLabels(Metric):
-    """Gathers (probs, labels) over batches; subclasses reduce them with one function."""
-
-    full_state_update = False
+class _Binned(Gathered):
+    """(probs, labels) over batches, reduced with ``n_bins`` bins."""
 
     def __init__(self, n_bins: int = 15) -> None:
         super().__init__()
         self.n_bins = n_bins
-        self.add_state("probs", default=[], dist_reduce_fx="cat")
-        self.add_state("labels", default=[], dist_reduce_fx="cat")
-
-    def update(self, probs: Tensor, labels: Tensor) -> None:  # pylint: disable=arguments-differ
-        self.probs.append(probs.detach().double())
-        self.labels.append(labels.detach())
-
-    def _gathered(self) -> tuple[Tensor, Tensor]:
-        return torch.cat(self.probs), torch.cat(self.labels)
 
 
-class ClasswiseCalibrationError(_ProbsLabels):
+class ClasswiseCalibrationError(_Binned):
     """:func:`classwise_ece` over every batch seen."""
 
     def compute(self) -> Tensor:
-        return torch.tensor(classwise_ece(*self._gathered(), self.n_bins), dtype=torch.float64)
+        return torch.tensor(classwise_ece(*self.gathered(), self.n_bins), dtype=torch.float64)
 
 
-class MaxCalibrationError(_ProbsLabels):
+class MaxCalibrationError(_Binned):
     """:func:`max_calibration_error` over every batch seen."""
 
     def compute(self) -> Tensor:
-        return torch.tensor(max_calibration_error(*self._gathered(), self.n_bins), dtype=torch.float64)
+        return torch.tensor(max_calibration_error(*self.gathered(), self.n_bins), dtype=torch.float64)
 
 
-class SmoothCalibrationError(_ProbsLabels):
-    """:func:`smooth_ece` over every batch seen (``n_bins`` unused: the kernel needs no bins)."""
+class SmoothCalibrationError(Gathered):
+    """:func:`smooth_ece` over every batch seen."""
 
     def compute(self) -> Tensor:
-        return torch.tensor(smooth_ece(*self._gathered()), dtype=torch.float64)
+        return torch.tensor(smooth_ece(*self.gathered()), dtype=torch.float64)

@@ -6,7 +6,8 @@ import math
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
+
+from infomatch.metrics.gathered import Gathered
 
 
 def _check(score_in: Tensor, score_out: Tensor) -> None:
@@ -56,20 +57,10 @@ def ood_detection(score_in: Tensor, score_out: Tensor) -> dict[str, float]:
             "aupr_out": average_precision(-score_out, -score_in), "fpr95": fpr_at_tpr(score_in, score_out)}
 
 
-class OODDetection(Metric):
+class OODDetection(Gathered):
     """:func:`ood_detection` over batches: ``update(score, is_in)`` with ``is_in`` True for in-distribution."""
 
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("score", default=[], dist_reduce_fx="cat")
-        self.add_state("is_in", default=[], dist_reduce_fx="cat")
-
-    def update(self, score: Tensor, is_in: Tensor) -> None:  # pylint: disable=arguments-differ
-        self.score.append(score.detach().double())
-        self.is_in.append(is_in.detach().bool())
-
     def compute(self) -> dict[str, float]:
-        score, is_in = torch.cat(self.score), torch.cat(self.is_in)
+        score, is_in = self.gathered()
+        is_in = is_in.bool()
         return ood_detection(score[is_in], score[~is_in])

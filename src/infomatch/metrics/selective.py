@@ -11,7 +11,8 @@ import math
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
+
+from infomatch.metrics.gathered import Gathered
 
 
 def _accepted_errors(confidence: Tensor, correct: Tensor) -> Tensor:
@@ -57,39 +58,21 @@ def coverage_at_risk(confidence: Tensor, correct: Tensor, risk: float = 0.05) ->
     return float(coverage[allowed].max()) if bool(allowed.any()) else 0.0
 
 
-class _ConfidenceCorrect(Metric):
-    """Gathers (confidence, correct) over batches; subclasses reduce them with one function."""
-
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("confidence", default=[], dist_reduce_fx="cat")
-        self.add_state("correct", default=[], dist_reduce_fx="cat")
-
-    def update(self, confidence: Tensor, correct: Tensor) -> None:  # pylint: disable=arguments-differ
-        self.confidence.append(confidence.detach().double())
-        self.correct.append(correct.detach().double())
-
-    def _gathered(self) -> tuple[Tensor, Tensor]:
-        return torch.cat(self.confidence), torch.cat(self.correct)
-
-
-class AURC(_ConfidenceCorrect):
+class AURC(Gathered):
     """:func:`aurc` over every batch seen."""
 
     def compute(self) -> Tensor:
-        return torch.tensor(aurc(*self._gathered()), dtype=torch.float64)
+        return torch.tensor(aurc(*self.gathered()), dtype=torch.float64)
 
 
-class AUGRC(_ConfidenceCorrect):
+class AUGRC(Gathered):
     """:func:`augrc` over every batch seen."""
 
     def compute(self) -> Tensor:
-        return torch.tensor(augrc(*self._gathered()), dtype=torch.float64)
+        return torch.tensor(augrc(*self.gathered()), dtype=torch.float64)
 
 
-class RiskAtCoverage(_ConfidenceCorrect):
+class RiskAtCoverage(Gathered):
     """:func:`risk_at_coverage` over every batch seen."""
 
     def __init__(self, coverage: float = 0.8) -> None:
@@ -97,10 +80,10 @@ class RiskAtCoverage(_ConfidenceCorrect):
         self.coverage = coverage
 
     def compute(self) -> Tensor:
-        return torch.tensor(risk_at_coverage(*self._gathered(), self.coverage), dtype=torch.float64)
+        return torch.tensor(risk_at_coverage(*self.gathered(), self.coverage), dtype=torch.float64)
 
 
-class CoverageAtRisk(_ConfidenceCorrect):
+class CoverageAtRisk(Gathered):
     """:func:`coverage_at_risk` over every batch seen."""
 
     def __init__(self, risk: float = 0.05) -> None:
@@ -108,4 +91,4 @@ class CoverageAtRisk(_ConfidenceCorrect):
         self.risk = risk
 
     def compute(self) -> Tensor:
-        return torch.tensor(coverage_at_risk(*self._gathered(), self.risk), dtype=torch.float64)
+        return torch.tensor(coverage_at_risk(*self.gathered(), self.risk), dtype=torch.float64)
