@@ -358,7 +358,8 @@ def test_a_gap_block_pairs_each_contrast_per_study_and_its_change_by_seed(tmp_pa
 
     short = {"hard": {0: 0.20, 1: 0.22, 3: 0.20}, "im": {0: 0.30, 1: 0.34, 3: 0.90}}
     write_evaluation(root / "short", "day", top1s(short))
-    write_evaluation(root / "long", "day", top1s({"hard": {0: 0.50, 1: 0.51, 2: 0.40}, "im": {0: 0.55, 1: 0.60, 2: 0.60}}))
+    long = {"hard": {0: 0.50, 1: 0.51, 2: 0.40}, "im": {0: 0.55, 1: 0.60, 2: 0.60}}
+    write_evaluation(root / "long", "day", top1s(long))
     page = tmp_path / "page.md"
     page.write_text("<!-- gap:short,long contrasts=im:hard -->\nold\n<!-- /gap:short,long -->\n")
     results.rebuild_readme(page, root)
