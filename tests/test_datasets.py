@@ -166,3 +166,16 @@ def test_cifar10_trains_and_evaluates_from_the_official_layout(make_config, tmp_
                                    "confidence.levels=2", "plots=false", "corruptions=none", config_name="evaluate"))
     [summary] = results["models"].values()
     assert 0 <= summary["clean"]["top1"] <= 1
+
+
+@pytest.mark.parametrize("model", ["preact_resnet18 model.width=4",
+                                   "wrn28_4 model.depth=10 model.widen_factor=1 model.width=4"])
+def test_every_network_trains_and_evaluates_through_the_trusted_loader(make_config, tmp_path, model):
+    name, *settings = model.split()
+    train(make_config("debug=fast", f"model={name}", *settings, "labels=im"))
+    [checkpoint] = (tmp_path / "run" / "checkpoints").glob("best*.ckpt")
+    loaded = load_model(checkpoint)
+    assert type(loaded.classifier.net).__name__ == {"preact_resnet18": "PreActResNet18", "wrn28_4": "WideResNet"}[name]
+    results = evaluate(make_config(f"ckpt={checkpoint}", "robustness.levels=2", "confidence.levels=2", "plots=false",
+                                   config_name="evaluate"))
+    assert 0 <= next(iter(results["models"].values()))["clean"]["top1"] <= 1

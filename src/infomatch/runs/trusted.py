@@ -27,7 +27,7 @@ from infomatch.labels import (
     ScheduleSmoothing,
     VisibilitySmoothing,
 )
-from infomatch.models import ResNet18
+from infomatch.models import PreActResNet18, ResNet18, WideResNet
 from infomatch.utils.errors import UnsafeCheckpointError
 
 # the strategies that existed when they lived in infomatch.targets, then the peers' rules
@@ -37,7 +37,8 @@ LABEL_STRATEGIES = (*MOVED_STRATEGIES, MollifiedSmoothing, VisibilitySmoothing, 
 
 # config group -> {the `_target_` the project's configs name: its class}
 TRUSTED_CLASSES: dict[str, dict[str, type]] = {
-    "model": {"infomatch.models.ResNet18": ResNet18},
+    "model": {"infomatch.models.ResNet18": ResNet18, "infomatch.models.PreActResNet18": PreActResNet18,
+              "infomatch.models.WideResNet": WideResNet},
     "labels": {f"infomatch.labels.{cls.__name__}": cls for cls in LABEL_STRATEGIES},
     "augment": {"infomatch.augment.Degrader": Degrader},
     "mix": {"infomatch.augment.Mixer": Mixer},
