@@ -405,3 +405,16 @@ def test_a_headline_block_is_one_small_table_of_differences_to_its_baseline(stud
     # im − hard top-1 paired on seeds 0-2: (0.30 − 0.12, 0.32 − 0.20, 0.40 − 0.15) = (18, 12, 25) points
     mean, half = statistics.mean([18, 12, 25]), T_975[2] * statistics.stdev([18, 12, 25]) / math.sqrt(3)
     assert im[3] == f"**{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]**"
+
+
+def test_a_study_with_ood_scores_gets_their_table(study):
+    scored = {name: model(strategy, seed, 0.3, 0.1) | {"ood": {"held_out_classes": {
+        score: {"auroc": auroc, "fpr95": 0.5, "aupr_in": 0.5, "aupr_out": 0.5}
+        for score in ("msp", "max_logit", "energy", "neg_entropy", "msp_normalized")}}}
+        for name, strategy, seed, auroc in (("hard_seed5", "hard", 5, 0.60), ("hard_seed6", "hard", 6, 0.62),
+                                            ("im_seed5", "im", 5, 0.70), ("im_seed6", "im", 6, 0.71))}
+    write_evaluation(study, "2026-11-09", scored)
+    text = results.study_markdown(study, ["hard"])
+    assert "OOD detection (4 models" in text and "held_out_classes AUROC MSP" in text
+    # im − hard on seeds 5, 6: (0.10, 0.09)
+    assert "+0.0950 [" in text

@@ -269,6 +269,24 @@ def _uncertainty_section(models: dict[str, dict[str, Any]], baselines: list[str]
     return lines + _strategy_tables(scored, baselines, UNCERTAINTY_COLUMNS, UNCERTAINTY_COLUMNS, uncertainty_scalars)
 
 
+def _ood_section(models: dict[str, dict[str, Any]], baselines: list[str]) -> list[str]:
+    """OOD detection per set for the models evaluated with ``ood=``: AUROC with MSP, max logit and energy, FPR95
+    with MSP and energy."""
+    from infomatch.evaluation.uncertainty import ood_scalars
+
+    scored = {name: model for name, model in models.items() if model.get("ood")}
+    if not scored:
+        return []
+    sets = list(next(iter(scored.values()))["ood"])
+    columns = [(f"ood {name} {measure} {score}", f"{name} {label}", 1) for name in sets
+               for measure, score, label in (("auroc", "msp", "AUROC MSP"), ("auroc", "max_logit", "AUROC max logit"),
+                                             ("auroc", "energy", "AUROC energy"), ("fpr95", "msp", "FPR95 MSP"),
+                                             ("fpr95", "energy", "FPR95 energy"))]
+    lines = [f"OOD detection ({len(scored)} models; in-distribution: the test images; sets: {', '.join(sets)}; "
+             "[evaluation.md](evaluation.md#out-of-distribution-detection-ood)).", ""]
+    return lines + _strategy_tables(scored, baselines, columns, columns, ood_scalars)
+
+
 def _strategy_tables(models: dict[str, dict[str, Any]], baselines: list[str], columns, difference_columns,
                      metrics) -> list[str]:
     """Per-strategy mean ± 95% CI half-width in ``columns``, then the paired differences to each of ``baselines``
@@ -384,6 +402,7 @@ def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str 
     lines += _strategy_tables(models, baselines, COLUMNS, difference_columns, scalar_metrics)
     lines += _corruption_section(models, baselines)
     lines += _uncertainty_section(models, baselines)
+    lines += _ood_section(models, baselines)
     return "\n".join(lines).rstrip("\n")
 
 
