@@ -128,8 +128,12 @@ def test_held_out_classes_are_scored_as_out_of_distribution(make_config, tmp_pat
     train(make_config("debug=fast", "data.classes=4", "labels=hard"))
     [checkpoint] = (tmp_path / "run" / "checkpoints").glob("best*.ckpt")
     results = evaluate(make_config(f"ckpt={checkpoint}", "robustness.levels=2", "confidence.levels=2",
-                                   "ood=[held_out_classes,uniform_noise]", "corruptions=none", config_name="evaluate"))
+                                   "ood=[held_out_classes,uniform_noise]", "calibrate=all", "corruptions=none",
+                                   config_name="evaluate"))
     [(name, model)] = results["models"].items()
+    # the near-OOD protocol's whole evaluation: selective classification, the scalers, OOD per set and score
+    assert list(model["post_hoc"]) == ["before", "temperature", "vector", "matrix", "dirichlet"]
+    assert model["uncertainty"]["selective"]["msp_normalized"]["aurc"] >= 0
     classifier = load_model(checkpoint).classifier.eval()
     full = SyntheticDataModule(num_classes=10, train_size=512, test_size=128, val_size=128)
     full.setup()
