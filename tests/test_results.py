@@ -418,3 +418,17 @@ def test_a_study_with_ood_scores_gets_their_table(study):
     assert "OOD detection (4 models" in text and "held_out_classes AUROC MSP" in text
     # im − hard on seeds 5, 6: (0.10, 0.09)
     assert "+0.0950 [" in text
+
+
+def test_collect_leaves_no_machine_paths_in_a_run_s_files(tmp_path):
+    run = tmp_path / "sweep" / "cpu_long_im_seed0"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("data:\n  root: /home/someone/data/cifar100\n  download: false\n")
+    (run / "metrics.json").write_text(json.dumps({"best_checkpoint": f"{run}/checkpoints/best_epoch031.ckpt"}))
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    (evaluation / "metrics.json").write_text("{}")
+    results.collect(tmp_path / "sweep", evaluation, tmp_path / "study")
+    kept = tmp_path / "study" / "runs" / "cpu_long_im_seed0"
+    assert json.loads((kept / "metrics.json").read_text()) == {"best_checkpoint": "checkpoints/best_epoch031.ckpt"}
+    assert (kept / "config.yaml").read_text() == "data:\n  root: cifar100\n  download: false\n"

@@ -82,6 +82,18 @@ def _write_history(metrics_csv: Path, target: Path) -> Path:
     return target
 
 
+def _copy_without_machine_paths(source: Path, target: Path, run: Path) -> Path:
+    """Copy a run's config or metrics file with the run folder's absolute path made relative to the run (its
+    checkpoints become checkpoints/<file>) and an absolute ``root:`` (where this machine keeps the data) cut to
+    the data folder's name: the committed study names no machine's folders."""
+    text = source.read_text()
+    for prefix in {str(run.resolve()), str(run.absolute())}:
+        text = text.replace(prefix + "/", "")
+    text = re.sub(r"^(\s*root: )/\S*/([^/\s]+)\s*$", r"\1\2", text, flags=re.M)
+    target.write_text(text)
+    return target
+
+
 def collect(runs: Path, evaluation: Path, study: Path) -> list[Path]:
     """Copy the small result files of ``runs`` and of one ``evaluation`` folder into ``study``; returns the copies."""
     folders = _run_folders(runs)
@@ -93,8 +105,8 @@ def collect(runs: Path, evaluation: Path, study: Path) -> list[Path]:
     for folder in folders:
         target = study / "runs" / folder.name
         target.mkdir(parents=True, exist_ok=True)
-        copied.append(Path(shutil.copy2(folder / ".hydra/config.yaml", target / "config.yaml")))
-        copied.append(Path(shutil.copy2(folder / "metrics.json", target / "metrics.json")))
+        copied.append(_copy_without_machine_paths(folder / ".hydra/config.yaml", target / "config.yaml", folder))
+        copied.append(_copy_without_machine_paths(folder / "metrics.json", target / "metrics.json", folder))
         if (folder / "csv/metrics.csv").is_file():  # validation top-1 against epoch, for the study's figures
             copied.append(_write_history(folder / "csv/metrics.csv", target / "history.csv"))
     target = study / "evaluations" / evaluation.name
