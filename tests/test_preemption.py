@@ -261,3 +261,21 @@ def test_written_checkpoints_are_plain(make_config, tmp_path):
     for path in (tmp_path / "run" / "checkpoints").glob("*.ckpt"):
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         assert isinstance(checkpoint["infomatch_config"], dict) and "hyper_parameters" not in checkpoint
+
+
+@pytest.mark.parametrize("labels", ["matched", "schedule labels.levels=3"])
+def test_a_resumed_run_reuses_its_stored_label_estimates(make_config, tmp_path, monkeypatch, labels):
+    from infomatch.labels import strategies
+
+    name, *settings = labels.split()
+    overrides = ["debug=fast", f"labels={name}", *settings, "estimation.images=32"]
+    first = train(make_config(*overrides))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"  # resumed at its end: estimation comes before fitting
+
+    def estimate_again(*_):
+        raise AssertionError("a resumed run estimated its labels again")
+
+    monkeypatch.setattr(strategies, "epsilon_by_level", estimate_again)
+    monkeypatch.setattr(strategies.MeasuredSmoothing, "fit", estimate_again)
+    resumed = train(make_config(*overrides, f"resume={last}"))
+    assert resumed["label_estimates"] == first["label_estimates"] and resumed["test"] == first["test"]

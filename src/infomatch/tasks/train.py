@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from infomatch.data.stage import TrainingStage, to_unit_range
 from infomatch.evaluation.checkpoints import load_model
+from infomatch.labels.strategies import checked_table
 from infomatch.runs.checkpoint_io import AtomicCheckpointIO, atomic_write, load_plain
 from infomatch.runs.failures import in_sweep
 from infomatch.runs.validation import (
@@ -134,6 +135,19 @@ def fit_label_strategy(strategy: Any, datamodule: L.LightningDataModule, images:
     if estimates:
         log.info("labels=%s estimated on %d %s images (seed %d): %s", strategy.name, len(chosen), sample, seed,
                  json.dumps(estimates))
+    return estimates
+
+
+def restore_label_estimates(strategy: Any, estimates: dict[str, Any], source: Path) -> dict[str, Any]:
+    """A resumed run takes the estimates its checkpoint stored (epsilon, a table, E0) instead of estimating them
+    again, so it goes on with the very targets it trained with, as every other strategy does."""
+    for key, value in estimates.items():
+        if not hasattr(strategy, key):
+            raise ConfigError(f"{source} stores the label estimate {key!r}, which labels={strategy.name} does not "
+                              "have: resume with the labels settings the run was trained with")
+        if getattr(strategy, key) is None:
+            setattr(strategy, key, checked_table(value, strategy.levels) if key == "table" else value)
+    log.info("labels=%s: the estimates stored in %s, not estimated again", strategy.name, source)
     return estimates
 
 
@@ -288,7 +302,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in trainer.loggers:  # the resolved config, once per logger (rank 0 only: Lightning's loggers)
         logger.log_hyperparams(module.run_config)
 
-    estimates = fit_label_strategy(module.label_strategy, datamodule, cfg.estimation.images, cfg.estimation.seed)
+    stored = load_plain(resume, mmap=True).get("infomatch_label_estimates") if resume is not None else None
+    estimates = (restore_label_estimates(module.label_strategy, stored, resume) if stored else
+                 fit_label_strategy(module.label_strategy, datamodule, cfg.estimation.images, cfg.estimation.seed))
     module.label_estimates = estimates
     fit_start = time.perf_counter()
     try:
