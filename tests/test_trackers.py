@@ -62,3 +62,31 @@ def test_missing_tracker_package_names_the_pip_extra(make_config, monkeypatch):
                         lambda name, *args: None if name == "mlflow" else real(name, *args))
     with pytest.raises(ConfigError, match=r"logger mlflow needs the mlflow package.*pip install -e '\.\[trackers\]'"):
         build_loggers(make_config("logger=[csv,mlflow]"))
+
+
+def test_a_resumed_run_continues_its_mlflow_run(make_config, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # an earlier test's run exports its store's address
+
+    overrides = [*TINY, "logger=[csv,mlflow]", f"paths.log_dir={tmp_path}"]
+    train(make_config(*overrides))
+    stored = (tmp_path / "run" / "mlflow_run_id").read_text().strip()
+    train(make_config(*overrides, f"resume={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}"))
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("infomatch").experiment_id])
+    assert [run.info.run_id for run in runs] == [stored]  # one run, continued, not a second one
+
+
+def test_a_resumed_run_continues_its_wandb_run(make_config, tmp_path, monkeypatch):
+    import wandb
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    overrides = [*TINY, "logger=[csv,wandb]"]
+    ids = []
+    for extra in ([], [f"resume={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}"]):
+        train(make_config(*overrides, *extra))
+        ids.append(wandb.run.id)
+        wandb.finish()
+    assert ids[0] == ids[1] == (tmp_path / "run" / "wandb_run_id").read_text().strip()

@@ -1,4 +1,7 @@
-"""Lightning's CSV and TensorBoard loggers, except that a resumed run keeps the run's whole history.
+"""Lightning's loggers, except that a resumed run keeps the run's whole history and its tracker run.
+
+MLflow and W&B: the tracker's run id is kept in a file of the run folder (``id_file``), and a resumed run passes it
+back, so the tracker continues the same run instead of starting another.
 
 Lightning's CSVLogger deletes the folder's ``metrics.csv`` when a run starts, so a resumed run kept only the
 epochs after its checkpoint. Here train.py calls ``continue_from(step)`` with the resumed checkpoint's global
@@ -11,11 +14,14 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
+from pathlib import Path
 from typing import Any
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch import loggers
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities import rank_zero_only
 
 from infomatch.runs.checkpoint_io import atomic_write
 
@@ -74,6 +80,47 @@ class TensorBoardLogger(loggers.TensorBoardLogger):
         if self._experiment is not None:
             raise RuntimeError("continue_from must be called before the logger writes anything")
         self._kwargs["purge_step"] = step
+
+
+def _stored_id(id_file: str | None) -> str | None:
+    return Path(id_file).read_text().strip() or None if id_file and Path(id_file).is_file() else None
+
+
+@rank_zero_only
+def _store_id(id_file: str | None, run_id: str | None) -> None:
+    if id_file and run_id and not Path(id_file).is_file():
+        Path(id_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(id_file).write_text(run_id + "\n")
+
+
+class MLFlowLogger(loggers.MLFlowLogger):
+    """Lightning's MLFlowLogger, continuing the MLflow run whose id ``id_file`` holds (written at the first start)."""
+
+    def __init__(self, *args: Any, id_file: str | None = None, **kwargs: Any) -> None:
+        self._continued = _stored_id(id_file) is not None
+        super().__init__(*args, run_id=_stored_id(id_file), **kwargs)
+        self._id_file = id_file
+
+    def log_hyperparams(self, params: Any) -> None:
+        # MLflow refuses to change a logged param, and a resumed run's config differs only by resume=
+        if not self._continued:
+            super().log_hyperparams(params)
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        experiment = super().experiment
+        _store_id(self._id_file, self._run_id)  # run_id would ask for experiment again
+        return experiment
+
+
+class WandbLogger(loggers.WandbLogger):
+    """Lightning's WandbLogger with a run id kept in ``id_file``: a resumed run continues the same W&B run."""
+
+    def __init__(self, *args: Any, id_file: str | None = None, **kwargs: Any) -> None:
+        run_id = _stored_id(id_file) or uuid.uuid4().hex[:8]
+        super().__init__(*args, id=run_id, resume="allow", **kwargs)
+        _store_id(id_file, run_id)
 
 
 # the loggers whose continue_from train.py calls when resuming
