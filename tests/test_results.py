@@ -283,7 +283,7 @@ def test_the_result_pages_are_what_docs_results_rebuild(tmp_path, page):
 
 NUMBER = r"[+-]?\d+\.\d+"
 INTERVAL = re.compile(rf"({NUMBER}) \[({NUMBER}), ({NUMBER})\]")
-BLOCK = re.compile(r"<!-- results:.*?<!-- /results:[\w.-]+ -->", re.S)
+BLOCK = re.compile(r"<!-- (?:results|gap):.*?<!-- /(?:results|gap):[\w.,-]+ -->", re.S)  # tables and gap tables
 
 
 def _decimals(number: str) -> int:
