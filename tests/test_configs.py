@@ -21,7 +21,6 @@ import infomatch.tasks.train
 from infomatch.augment import REFERENCE_DEGRADATIONS, Degrader
 from infomatch.base_augment import POLICIES, BaseAugment
 from infomatch.data import InMemoryDataModule
-from infomatch.models import ResNet18
 from infomatch.runs.validation import validate_train_config
 from infomatch.tasks.train import (
     LOGGER_PACKAGES,
@@ -89,7 +88,10 @@ def test_data_options(make_config, option):
 
 @pytest.mark.parametrize("option", options("model"))
 def test_model_options(make_config, option):
-    assert isinstance(instantiate(make_config(f"model={option}", "model.width=4").model), ResNet18)
+    cfg = make_config(f"model={option}", "model.width=4")
+    model = instantiate(cfg.model)
+    assert isinstance(model, get_class(cfg.model._target_)) and isinstance(model, torch.nn.Module)
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 100)
 
 
 @pytest.mark.parametrize("option", options("trainer"))
