@@ -72,7 +72,6 @@ def uncertainty_scalars(model: dict[str, Any]) -> dict[str, float]:
             "smooth ece (ts)": found["calibration_ts"]["smooth_ece"]}
 
 
-
 OOD_SCORES = ("msp", "max_logit", "energy")  # the scores the tables show; metrics.json has every score
 HISTOGRAM_BINS = 20
 
