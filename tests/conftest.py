@@ -1,12 +1,16 @@
-"""Compose the real Hydra configs with tiny settings, as the entry points would."""
+"""Shared fixtures and helpers: the real Hydra configs composed with tiny settings as the entry points would,
+train.py subprocesses, a fake CIFAR-100 folder and a pickle that would run code if loaded."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -57,3 +61,71 @@ def start_until_marker(command: list[str], cwd: Path, env: dict, log: Path, mark
             raise AssertionError(f"the run never reached its marker {marker.name}:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
     return process
+
+
+# ---- helpers shared by test modules ------------------------------------------------------------
+
+# 2 training batches per epoch, deterministic algorithms, the width-8 ResNet of debug=fast
+TINY = ["debug=fast", "data.train_size=192", "data.val_size=64", "data.test_size=64",
+        "trainer.deterministic=true", "trainer.benchmark=false"]
+
+# the best checkpoint is epoch 0's; last.ckpt must still follow every epoch
+EARLY_BEST = ["+callbacks.early_best._target_=probes.EarlyBest",
+              "callbacks.model_checkpoint.monitor=val/early_best"]
+
+
+def train_py(*overrides: str) -> list[str]:
+    return [sys.executable, str(ROOT / "train.py"), *overrides]
+
+
+def subprocess_env() -> dict[str, str]:
+    # same thread count as this process, so float reductions match the in-process reference runs
+    return {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(torch.get_num_threads()),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))}
+
+
+def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(train_py(*overrides), cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env=subprocess_env())
+
+
+def assert_one_paragraph_error(result: subprocess.CompletedProcess, *expected: str) -> None:
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    for text in expected:
+        assert text in errors[0]
+
+
+def write_fake_cifar(root, num_train=60, num_test=20):
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, count in (("train", num_train), ("test", num_test)):
+        data = rng.integers(0, 256, (count, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 100, count)]
+        # official layout (python-version pickles), without 'filenames' like the offline copy
+        with open(folder / split, "wb") as handle:
+            pickle.dump({"data": data, "fine_labels": labels, "coarse_labels": [label // 5 for label in labels],
+                         "batch_label": split}, handle, 2)
+        arrays[split] = (data, labels)
+    with open(folder / "meta", "wb") as handle:
+        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)],
+                     "coarse_label_names": [f"super{i}" for i in range(20)]}, handle, 2)
+    return arrays
+
+
+def write_marker(path: str) -> str:
+    """What the smuggled object runs if a checkpoint is ever unpickled with code allowed."""
+    Path(path).write_text("code ran")
+    return path
+
+
+class Smuggled:
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return write_marker, (self.marker,)

@@ -96,7 +96,7 @@ def apply_degradations(
     """
     unknown = settings.keys() - DEFAULT_SETTINGS.keys()
     if unknown:
-        raise TypeError(f"apply_degradations() got unknown settings {sorted(unknown)}")
+        raise SettingError("settings", sorted(unknown), f"are unknown: known are {', '.join(DEFAULT_SETTINGS)}")
     settings = {**DEFAULT_SETTINGS, **settings}
     if grouping is None:
         order = types.argsort(stable=True)

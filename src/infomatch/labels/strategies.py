@@ -27,7 +27,7 @@ from infomatch.augment.degradations import diffusion_noise_share, noise_share
 from infomatch.data.batch import TrainingBatch
 from infomatch.labels.measures import MEASURES, adjusted_nmi, ssim
 from infomatch.labels.nmi import chance_nmi, check_bins, nmi
-from infomatch.utils.checks import SettingError, check_choice, check_integer, check_number, require
+from infomatch.utils.checks import CallOrderError, SettingError, check_choice, check_integer, check_number, require
 from infomatch.utils.console import progress
 from infomatch.utils.precision import wide_float
 
@@ -127,7 +127,7 @@ class MeasuredSmoothing:
         similarity = nmi(clean, degraded, self.bins)
         if self.measure == "nmi_adjusted":
             if self.chance_nmi is None:
-                raise RuntimeError("measure=nmi_adjusted needs chance_nmi: call fit() before training")
+                raise CallOrderError("fit() (measure=nmi_adjusted needs chance_nmi)", "training")
             similarity = adjusted_nmi(similarity, self.chance_nmi)
         return im_epsilon(similarity, self.eps_max)
 
@@ -177,7 +177,7 @@ class MatchedSmoothing(MeasuredSmoothing):
 
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         if self.epsilon is None:
-            raise RuntimeError("labels=matched has no epsilon yet: call fit() before training or set labels.epsilon")
+            raise CallOrderError("fit() or set labels.epsilon (labels=matched has no epsilon yet)", "training")
         epsilon = torch.full((len(batch),), self.epsilon, device=batch.classes.device)
         return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
 
@@ -275,7 +275,7 @@ class ScheduleSmoothing(MeasuredSmoothing):
 
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         if self.table is None:
-            raise RuntimeError("labels=schedule has no table yet: call fit() before training")
+            raise CallOrderError("fit() (labels=schedule has no table yet)", "training")
         device = batch.classes.device
         if self._grid is None or self._grid.device != device:
             self._grid = table_grid(self.table, self.levels, device)
@@ -368,8 +368,8 @@ class VisibilitySmoothing:
 
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         if batch.visible is None:
-            raise RuntimeError("labels=visibility needs each image's visible fraction (TrainingBatch.visible), "
-                               "which the training stage records")
+            raise SettingError("batch.visible", None, "must hold each image's visible fraction for labels=visibility "
+                                                      "(the training stage records it)")
         confidence = self.confidence(batch.visible.float(), num_classes)
         epsilon = 1 - confidence
         targets = smooth(batch.classes, num_classes, epsilon, self.spread)
@@ -429,7 +429,7 @@ class ConfidenceSmoothing:
 
     def __call__(self, batch: TrainingBatch, num_classes: int) -> tuple[Tensor, Tensor]:
         if self.table is None:
-            raise RuntimeError("labels=confidence has no table yet: fit_reference() runs before training")
+            raise CallOrderError("fit_reference() (labels=confidence has no table yet)", "training")
         device = batch.classes.device
         if self._grid is None or self._grid.device != device:  # the confidence grid, relative or not, made once
             grid = table_grid(self.table, self.levels, device)

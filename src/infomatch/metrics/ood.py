@@ -8,12 +8,13 @@ import torch
 from torch import Tensor
 
 from infomatch.metrics.gathered import Gathered
+from infomatch.utils.checks import require
 
 
 def _check(score_in: Tensor, score_out: Tensor) -> None:
-    if score_in.ndim != 1 or score_out.ndim != 1 or len(score_in) == 0 or len(score_out) == 0:
-        raise ValueError(f"score_in and score_out must be non-empty 1-D tensors, got {tuple(score_in.shape)} and "
-                         f"{tuple(score_out.shape)}")
+    valid = score_in.ndim == 1 and score_out.ndim == 1 and len(score_in) > 0 and len(score_out) > 0
+    require("(score_in.shape, score_out.shape)", (tuple(score_in.shape), tuple(score_out.shape)), valid,
+            "must both be non-empty 1-D")
 
 
 def auroc(score_in: Tensor, score_out: Tensor) -> float:

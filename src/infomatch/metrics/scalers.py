@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from infomatch.utils.checks import check_choice
+
 SCALERS = ("vector", "matrix", "dirichlet")
 
 
@@ -58,8 +60,7 @@ def _regulariser(kind: str, weight: Tensor, bias: Tensor, off_diagonal: float, i
 def fit_scaler(kind: str, logits: Tensor, labels: Tensor, off_diagonal: float = 0.01, intercept: float = 0.01,
                max_iter: int = 200) -> Scaler:
     """Fit ``kind`` on (logits, labels) from the identity map (which is where it stays when nothing helps)."""
-    if kind not in SCALERS:
-        raise ValueError(f"unknown scaler {kind!r}: one of {', '.join(SCALERS)}")
+    check_choice("kind", kind, SCALERS)
     classes = logits.shape[1]
     weight = (torch.ones(classes) if kind == "vector" else torch.eye(classes)).double().requires_grad_()
     bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)

@@ -13,13 +13,14 @@ import torch
 from torch import Tensor
 
 from infomatch.metrics.gathered import Gathered
+from infomatch.utils.checks import check_number, require
 
 
 def _accepted_errors(confidence: Tensor, correct: Tensor) -> Tensor:
     """(n,) float64 count of errors among the k most confident samples, k = 1..n."""
-    if confidence.ndim != 1 or confidence.shape != correct.shape or len(confidence) == 0:
-        raise ValueError(f"confidence and correct must be non-empty 1-D tensors of one length, got "
-                         f"{tuple(confidence.shape)} and {tuple(correct.shape)}")
+    valid = confidence.ndim == 1 and confidence.shape == correct.shape and len(confidence) > 0
+    require("(confidence.shape, correct.shape)", (tuple(confidence.shape), tuple(correct.shape)), valid,
+            "must be one non-empty 1-D shape")
     order = torch.sort(confidence.double(), descending=True, stable=True).indices
     return (1 - correct.double()[order]).cumsum(0)
 
@@ -44,8 +45,7 @@ def augrc(confidence: Tensor, correct: Tensor) -> float:
 
 def risk_at_coverage(confidence: Tensor, correct: Tensor, coverage: float = 0.8) -> float:
     """Selective risk of the ceil(coverage * n) most confident samples (coverage in (0, 1])."""
-    if not 0 < coverage <= 1:
-        raise ValueError(f"coverage must be in (0, 1], got {coverage}")
+    check_number("coverage", coverage, 0, 1, low_open=True)
     _, risk = risk_coverage(confidence, correct)
     accepted = max(1, math.ceil(coverage * len(risk) - 1e-9))
     return float(risk[accepted - 1])

@@ -24,6 +24,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 
 from infomatch.runs.checkpoint_io import atomic_write
+from infomatch.utils.checks import CallOrderError
 
 
 class _ContinuedWriter(ExperimentWriter):
@@ -60,7 +61,7 @@ class CSVLogger(loggers.CSVLogger):
     def continue_from(self, step: int) -> None:
         """Keep the rows logged before global step ``step`` (the resumed checkpoint's); call before logging."""
         if self._experiment is not None:
-            raise RuntimeError("continue_from must be called before the logger writes anything")
+            raise CallOrderError("continue_from()", "the logger writes anything")
         self._resume_step = step
 
     @property
@@ -78,7 +79,7 @@ class TensorBoardLogger(loggers.TensorBoardLogger):
 
     def continue_from(self, step: int) -> None:
         if self._experiment is not None:
-            raise RuntimeError("continue_from must be called before the logger writes anything")
+            raise CallOrderError("continue_from()", "the logger writes anything")
         self._kwargs["purge_step"] = step
 
 

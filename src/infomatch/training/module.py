@@ -22,6 +22,7 @@ from infomatch.data.batch import TrainingBatch
 from infomatch.metrics.classification import EvaluationMetrics
 from infomatch.models import Normalize
 from infomatch.training.loss import soft_cross_entropy
+from infomatch.utils.checks import require
 from infomatch.utils.precision import channels_last_is_safe
 
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -43,8 +44,7 @@ class InfoMatchModule(L.LightningModule):
         run_config: dict | None = None,
     ) -> None:
         super().__init__()
-        if compile not in COMPILE_MODES:
-            raise ValueError(f"speed.compile must be one of {COMPILE_MODES}, got {compile!r}")
+        require("speed.compile", compile, compile in COMPILE_MODES, f"must be one of {COMPILE_MODES}")
         self.net = net
         self.label_strategy = label_strategy
         self.optimizer_factory = optimizer

@@ -14,7 +14,17 @@ class SettingError(ValueError):
     def __init__(self, name: str, value: Any, requirement: str) -> None:
         super().__init__(f"{name}={value} {requirement}")
         self.name = name
+        self.value = value
         self.requirement = requirement
+
+
+class CallOrderError(RuntimeError):
+    """A method called before the one it depends on (a strategy's ``fit()``, a logger's ``continue_from``)."""
+
+    def __init__(self, needed: str, before: str) -> None:
+        super().__init__(f"call {needed} before {before}")
+        self.needed = needed
+        self.before = before
 
 
 def is_integer(value: Any) -> bool:

@@ -216,7 +216,7 @@ def test_visibility_threshold_and_reweighting():
 
 
 def test_visibility_needs_the_visible_fraction():
-    with pytest.raises(RuntimeError, match="visible fraction"):
+    with pytest.raises(SettingError, match="batch.visible=None must hold each image.s visible fraction"):
         VisibilitySmoothing()(batch_of([None], [0.0]), 10)
 
 

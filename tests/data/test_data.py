@@ -1,33 +1,13 @@
-import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from conftest import write_fake_cifar
 
 from infomatch.data import CIFAR100DataModule, SyntheticDataModule, cifar
 from infomatch.data.cifar import CIFAR100, read_split
 from infomatch.data.datamodule import split_train_val
 from infomatch.utils.errors import DatasetError
-
-
-def write_fake_cifar(root, num_train=60, num_test=20):
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, count in (("train", num_train), ("test", num_test)):
-        data = rng.integers(0, 256, (count, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 100, count)]
-        # official layout (python-version pickles), without 'filenames' like the offline copy
-        with open(folder / split, "wb") as handle:
-            pickle.dump({"data": data, "fine_labels": labels, "coarse_labels": [label // 5 for label in labels],
-                         "batch_label": split}, handle, 2)
-        arrays[split] = (data, labels)
-    with open(folder / "meta", "wb") as handle:
-        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)],
-                     "coarse_label_names": [f"super{i}" for i in range(20)]}, handle, 2)
-    return arrays
 
 
 def test_read_split_matches_official_layout(tmp_path):

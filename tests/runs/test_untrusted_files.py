@@ -17,14 +17,21 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, ROOT, compose_config
+from conftest import (
+    CONFIGS,
+    ROOT,
+    TINY,
+    Smuggled,
+    assert_one_paragraph_error,
+    compose_config,
+    run_train,
+    subprocess_env,
+    write_fake_cifar,
+)
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
-from test_data import write_fake_cifar
-from test_preemption import Smuggled
-from test_reliability import TINY, assert_one_paragraph_error, run_train, subprocess_env
 
 from infomatch.data import cifar
 from infomatch.evaluation.checkpoints import load_model

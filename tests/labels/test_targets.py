@@ -22,7 +22,7 @@ from infomatch.labels.strategies import (
     smooth,
 )
 from infomatch.training.loss import soft_cross_entropy
-from infomatch.utils.checks import SettingError
+from infomatch.utils.checks import CallOrderError, SettingError
 
 K = 100
 
@@ -202,7 +202,7 @@ def test_matched_epsilon_is_the_mean_im_epsilon_of_its_estimation_sample():
 def test_matched_epsilon_given_skips_the_estimate():
     strategy = MatchedSmoothing(epsilon=0.3)
     assert strategy.fit(fit_sample(), Degrader(), torch.Generator()) == {"epsilon": 0.3}
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(CallOrderError, match=r"call fit\(\)"):
         MatchedSmoothing()(degraded_record(), K)
 
 
@@ -269,7 +269,7 @@ def test_nmi_adjusted_estimates_chance_as_the_mean_nmi_of_unrelated_pairs():
     assert estimates == {"chance_nmi": pytest.approx(by_hand, abs=1e-6)}
     assert InformationMatching(measure="nmi_adjusted", chance_nmi=0.3).fit(clean, Degrader(), torch.Generator()) == \
         {"chance_nmi": 0.3}
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(CallOrderError, match=r"call fit\(\)"):
         InformationMatching(measure="nmi_adjusted")(record(clean, clean, torch.zeros(8, dtype=torch.long)), K)
 
 

@@ -7,10 +7,9 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config
+from conftest import compose_config, write_fake_cifar
 from hydra.utils import instantiate
 from sklearn.metrics import roc_auc_score
-from test_data import write_fake_cifar
 
 from infomatch.data import CIFAR10DataModule, CIFAR100CoarseDataModule, SyntheticDataModule, cifar
 from infomatch.data.classes import keep_classes

@@ -7,17 +7,23 @@ import json
 import os
 import pickle
 import signal
-import subprocess
-import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, ROOT, compose_config, start_until_marker
+from conftest import (
+    CONFIGS,
+    EARLY_BEST,
+    TINY,
+    assert_one_paragraph_error,
+    compose_config,
+    run_train,
+    start_until_marker,
+    subprocess_env,
+    train_py,
+)
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -30,79 +36,6 @@ from infomatch.runs.validation import check_resume, validate_train_config
 from infomatch.tasks.train import train
 from infomatch.utils.errors import ConfigError, DatasetError
 from infomatch.utils.seeding import mix_seed
-
-# 2 training batches per epoch, deterministic algorithms, the width-8 ResNet of debug=fast
-TINY = ["debug=fast", "data.train_size=192", "data.val_size=64", "data.test_size=64",
-        "trainer.deterministic=true", "trainer.benchmark=false"]
-
-
-class PauseMidEpoch(L.Callback):
-    """Used inside train.py: after the first batch of ``epoch``, create ``marker`` and wait to be killed."""
-
-    def __init__(self, epoch: int, marker: str) -> None:
-        self.epoch = epoch
-        self.marker = Path(marker)
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.current_epoch == self.epoch:
-            self.marker.touch()
-            time.sleep(600)
-
-
-class EarlyBest(L.Callback):
-    """Logs ``val/early_best`` = -epoch: monitored by the best checkpoint, the first epoch is the best one."""
-
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        pl_module.log("val/early_best", -float(trainer.current_epoch))
-
-
-# the best checkpoint is epoch 0's; last.ckpt must still follow every epoch
-EARLY_BEST = ["+callbacks.early_best._target_=test_reliability.EarlyBest",
-              "callbacks.model_checkpoint.monitor=val/early_best"]
-
-
-class PlantInfInRunningVar(L.Callback):
-    """After the first batch of ``epoch``, sets one BatchNorm running variance to inf (the loss stays finite)."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.current_epoch == self.epoch and batch_idx == 0:
-            norm = next(module for module in pl_module.modules() if isinstance(module, torch.nn.BatchNorm2d))
-            norm.running_var[0] = float("inf")
-
-
-class ScrambleGlobalRandomness(L.Callback):
-    """Reseeds torch's global generator before every batch: results that do not change never drew from it."""
-
-    def on_train_batch_start(self, trainer, *args) -> None:
-        torch.manual_seed(trainer.global_step + 12345)
-
-
-def train_py(*overrides: str) -> list[str]:
-    return [sys.executable, str(ROOT / "train.py"), *overrides]
-
-
-def subprocess_env() -> dict[str, str]:
-    # same thread count as this process, so float reductions match the in-process reference runs
-    return {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(torch.get_num_threads()),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))}
-
-
-def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(train_py(*overrides), cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env=subprocess_env())
-
-
-def assert_one_paragraph_error(result: subprocess.CompletedProcess, *expected: str) -> None:
-    assert result.returncode == 1, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr + result.stdout
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr[-3000:]
-    for text in expected:
-        assert text in errors[0]
-
 
 # ---- bad input ------------------------------------------------------------------------------------
 
@@ -180,7 +113,7 @@ def test_truncated_cifar_file_is_named(make_config, tmp_path):
 def test_hard_killed_run_resumes_to_the_same_final_metrics(tmp_path, make_config):
     overrides = [*TINY, "labels=im", "augment=all", "trainer.max_epochs=3"]
     marker = tmp_path / "paused"
-    pause = ["+callbacks.pause._target_=test_reliability.PauseMidEpoch", "+callbacks.pause.epoch=1",
+    pause = ["+callbacks.pause._target_=probes.PauseMidEpoch", "+callbacks.pause.epoch=1",
              f"+callbacks.pause.marker={marker}"]
     log = tmp_path / "killed_run.log"
     process = start_until_marker(train_py(*overrides, *pause), tmp_path, subprocess_env(), log, marker)
@@ -282,7 +215,7 @@ def test_last_checkpoint_is_written_every_epoch_when_the_best_epoch_is_earlier(m
 
 
 def test_diverged_batchnorm_statistics_are_never_checkpointed(make_config, tmp_path):
-    plant = ["+callbacks.plant._target_=test_reliability.PlantInfInRunningVar", "+callbacks.plant.epoch=1"]
+    plant = ["+callbacks.plant._target_=probes.PlantInfInRunningVar", "+callbacks.plant.epoch=1"]
     with pytest.raises(FloatingPointError, match=r"non-finite parameters or buffers \(inf or nan in "
                                                  r"net\.[\w.]*running_var\) at epoch 1, global step 4") as raised:
         train(make_config(*TINY, *plant, "trainer.max_epochs=3"))
@@ -369,7 +302,7 @@ def test_degradations_use_per_run_generators_not_global_random_state(tmp_path):
     overrides = [*TINY, "labels=im", "augment=all", "trainer.max_epochs=2"]
     plain = train(compose_config(overrides, tmp_path / "plain"))
     scrambled = train(compose_config([*overrides,
-                                      "+callbacks.scramble._target_=test_reliability.ScrambleGlobalRandomness"],
+                                      "+callbacks.scramble._target_=probes.ScrambleGlobalRandomness"],
                                      tmp_path / "scrambled"))
     GlobalHydra.instance().clear()
     assert plain["val"] == scrambled["val"] and plain["test"] == scrambled["test"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CONFIGS
+from conftest import CONFIGS, run_train
 from omegaconf import OmegaConf
-from test_reliability import run_train
 
 TINY = ["debug=fast", "data.train_size=192", "data.val_size=64", "data.test_size=64"]
 

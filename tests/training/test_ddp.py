@@ -1,7 +1,7 @@
 """DDP: each rank's share of the data, one run folder for all ranks, the settings DDP cannot use.
 
 The end-to-end runs start two CPU processes (gloo) from ``python train.py trainer=ddp``, once launched by
-Lightning and once as srun would start them, and read which images each rank saw from tests/ddp_probe.py.
+Lightning and once as srun would start them, and read which images each rank saw from tests/probes.py.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def test_without_srun_every_run_claims_its_own_folder(tmp_path, monkeypatch):
 # val 40 and test 51 in per-device batches of 16
 DDP_ARGS = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "debug=fast", "data.train_size=169",
             "data.val_size=40", "data.test_size=51", "data.eval_batch_size=16", "model.width=4", "augment=none",
-            "base_augment.crop_flip=false", "trainer.max_epochs=2", "+callbacks.probe._target_=ddp_probe.RecordSamples"]
+            "base_augment.crop_flip=false", "trainer.max_epochs=2", "+callbacks.probe._target_=probes.RecordSamples"]
 
 
 def run_env(**extra: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from infomatch.evaluation.degraded import ROBUSTNESS_SCORES
 from infomatch.tasks import results
 from infomatch.utils.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 T_975 = {1: 12.706204736174704, 2: 4.302652729915332}  # Student t 97.5% quantiles (tables: 12.706, 4.303)
 SETTINGS = {"data": "synthetic", "subset": None, "num_images": 100, "ece_bins": 15, "seed": 0, "device": "cpu"}
@@ -271,7 +271,7 @@ def test_collect_names_a_folder_without_runs(tmp_path):
 
 @pytest.mark.parametrize("page", results.RESULT_PAGES, ids=str)
 def test_the_result_pages_are_what_docs_results_rebuild(tmp_path, page):
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     copy = tmp_path / page
     copy.parent.mkdir(parents=True, exist_ok=True)
     copy.write_text((repo / page).read_text())
@@ -295,7 +295,7 @@ def test_every_interval_quoted_in_a_pages_text_is_one_of_the_tables(page):
     """The reading beside a table quotes its differences by hand, rounded: each quoted 'd [low, high]' must be a
     rebuilt table's interval at the quoted precision, so a table rebuilt with more seeds cannot leave its reading
     behind."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     texts = {other: (repo / other).read_text().replace("−", "-") for other in results.RESULT_PAGES}
     tabled = [tuple(map(float, found)) for text in texts.values() for block in BLOCK.findall(text)
               for found in INTERVAL.findall(block)]

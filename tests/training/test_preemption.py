@@ -11,50 +11,28 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
-from conftest import ROOT, compose_config, start_until_marker
+from conftest import (
+    EARLY_BEST,
+    ROOT,
+    TINY,
+    Smuggled,
+    assert_one_paragraph_error,
+    compose_config,
+    run_train,
+    start_until_marker,
+    subprocess_env,
+    train_py,
+)
 from omegaconf import OmegaConf
-from test_reliability import EARLY_BEST, TINY, assert_one_paragraph_error, run_train, subprocess_env, train_py
 
 from infomatch.evaluation.checkpoints import load_model
 from infomatch.runs.validation import check_resume
 from infomatch.tasks.train import train
-from infomatch.training.callbacks import StopOnSignal
 from infomatch.utils.errors import ConfigError, RunInterrupted, UnsafeCheckpointError
-
-
-class WaitForSignal(L.Callback):
-    """Used inside train.py: after the first batch of ``epoch``, create ``marker`` and wait for a stop signal."""
-
-    def __init__(self, epoch: int, marker: str) -> None:
-        self.epoch = epoch
-        self.marker = Path(marker)
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.current_epoch != self.epoch:
-            return
-        self.marker.touch()
-        deadline = time.monotonic() + 300
-        stop = next(callback for callback in trainer.callbacks if isinstance(callback, StopOnSignal))
-        while stop.received is None and not trainer.received_sigterm and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-
-class SignalSelf(L.Callback):
-    """After the first batch of ``epoch``, sends this process ``signal_name`` (as a scheduler or Ctrl-C would)."""
-
-    def __init__(self, epoch: int, signal_name: str) -> None:
-        self.epoch = epoch
-        self.signal = signal.Signals[signal_name]
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.current_epoch == self.epoch and batch_idx == 0:
-            os.kill(os.getpid(), self.signal)
 
 
 def csv_rows(run: Path) -> list[dict[str, str]]:
@@ -71,20 +49,6 @@ def tensorboard_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
     events.Reload()
     return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]
             if tag not in ("time/epoch_s", "hp_metric")}
-
-
-def write_marker(path: str) -> str:
-    """What the smuggled object runs if a checkpoint is ever unpickled with code allowed."""
-    Path(path).write_text("code ran")
-    return path
-
-
-class Smuggled:
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return write_marker, (self.marker,)
 
 
 # ---- resume=auto --------------------------------------------------------------------------------
@@ -107,7 +71,7 @@ def test_resume_auto_starts_fresh_then_reports_a_finished_run_without_training(m
 def test_resumed_run_keeps_the_whole_csv_and_tensorboard_history(make_config, tmp_path):
     pytest.importorskip("tensorboard")
     overrides = [*TINY, "trainer.max_epochs=3", "logger=[csv,tensorboard]", "test=false"]
-    stop = ["+callbacks.stop._target_=test_preemption.SignalSelf", "+callbacks.stop.epoch=2",
+    stop = ["+callbacks.stop._target_=probes.SignalSelf", "+callbacks.stop.epoch=2",
             "+callbacks.stop.signal_name=SIGTERM"]
     with pytest.raises(RunInterrupted, match="training stopped by SIGTERM at epoch 2"):
         train(make_config(*overrides, *stop))  # epoch 2's first batch is logged, then lost with the stop
@@ -141,7 +105,7 @@ def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
 @pytest.mark.slow
 def test_second_run_on_a_busy_run_name_is_refused_and_changes_nothing(tmp_path):
     marker = tmp_path / "waiting"
-    wait = ["+callbacks.wait._target_=test_preemption.WaitForSignal", "+callbacks.wait.epoch=0",
+    wait = ["+callbacks.wait._target_=probes.WaitForSignal", "+callbacks.wait.epoch=0",
             f"+callbacks.wait.marker={marker}"]
     log = tmp_path / "first_run.log"
     first = start_until_marker(train_py(*TINY, "run_name=shared", *wait), tmp_path, subprocess_env(), log, marker)
@@ -179,7 +143,7 @@ def test_signalled_run_stops_cleanly_and_resume_auto_reaches_the_same_final_metr
     scontrol.chmod(scontrol.stat().st_mode | stat.S_IEXEC)
     env = {**subprocess_env(), "SLURM_JOB_ID": "4242", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     marker = tmp_path / "waiting"
-    wait = ["+callbacks.wait._target_=test_preemption.WaitForSignal", "+callbacks.wait.epoch=2",
+    wait = ["+callbacks.wait._target_=probes.WaitForSignal", "+callbacks.wait.epoch=2",
             f"+callbacks.wait.marker={marker}"]
     log = tmp_path / "stopped_run.log"
     process = start_until_marker(train_py(*overrides, *wait), tmp_path, env, log, marker)
