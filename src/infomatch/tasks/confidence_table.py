@@ -1,5 +1,5 @@
 """labels=confidence's table from a reference model, once, as a small JSON file that later runs read with
-``labels.table=<file>`` instead of the checkpoint (which need not outlive the session that trained it).
+``labels.table=<file>`` instead of the checkpoint (which need not be kept).
 
     python -m infomatch.tasks.confidence_table <reference.ckpt> <table.json> [train overrides ...]
     python -m infomatch.tasks.confidence_table outputs/runs/cpu_study_hard_seed3/checkpoints/best_epoch007.ckpt \\

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -141,7 +142,8 @@ def clean_phase(run: Evaluation, ece_bins: int, selective: dict[str, float],
         temperature = fit_temperature(val_logits, val_labels)
         calibrated = clean_metrics(logits / temperature, run.labels, ece_bins)
         models[model.name] = {
-            "checkpoint": str(model.path), "strategy": model.strategy, "seed": model.seed,
+            # relative to where evaluate.py ran, as users pass it: the results name no machine's folders
+            "checkpoint": os.path.relpath(model.path), "strategy": model.strategy, "seed": model.seed,
             "weights_finite": model.weights_finite,
             "clean": clean_metrics(logits, run.labels, ece_bins),
             "reliability": reliability_bins(logits, run.labels, ece_bins),

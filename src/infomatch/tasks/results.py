@@ -2,6 +2,7 @@
 
   python -m infomatch.tasks.results collect outputs/multirun/<sweep> outputs/eval/<date> docs/results/<study>
   python -m infomatch.tasks.results tables      # rewrite each study's block in README.md and docs/results.md
+  python -m infomatch.tasks.results clean docs/results/<study>   # no machine paths, run names saying what ran
 
 A study folder holds ``runs/<run>/{config.yaml, metrics.json}`` (each run's resolved config and training
 metrics) and ``evaluations/<name>/`` (an evaluation's metrics.json, metrics.csv, summary.md, comparisons.csv
@@ -25,6 +26,7 @@ from typing import Any
 import yaml
 
 from infomatch.evaluation.tables import interval_text, markdown_table, mean_text, number_text
+from infomatch.runs.portable import clean_study, portable_text, rewrite_references
 from infomatch.utils.errors import UserError, exit_with
 
 # infomatch.evaluation.compare (torch, scipy) is imported where it is used: --help answers in well under a second
@@ -82,15 +84,14 @@ def _write_history(metrics_csv: Path, target: Path) -> Path:
     return target
 
 
-def _copy_without_machine_paths(source: Path, target: Path, run: Path) -> Path:
-    """Copy a run's config or metrics file with the run folder's absolute path made relative to the run (its
-    checkpoints become checkpoints/<file>) and an absolute ``root:`` (where this machine keeps the data) cut to
-    the data folder's name: the committed study names no machine's folders."""
+def _copy_without_machine_paths(source: Path, target: Path, run: Path | None = None) -> Path:
+    """Copy a result file with the run folder's absolute path made relative to the run (its checkpoints become
+    checkpoints/<file>) and every other absolute path cut to what it names (``portable_text``): the committed
+    study names no machine's folders."""
     text = source.read_text()
-    for prefix in {str(run.resolve()), str(run.absolute())}:
+    for prefix in {str(run.resolve()), str(run.absolute())} if run is not None else ():
         text = text.replace(prefix + "/", "")
-    text = re.sub(r"^(\s*root: )/\S*/([^/\s]+)\s*$", r"\1\2", text, flags=re.M)
-    target.write_text(text)
+    target.write_text(portable_text(text))
     return target
 
 
@@ -113,7 +114,7 @@ def collect(runs: Path, evaluation: Path, study: Path) -> list[Path]:
     (target / "plots").mkdir(parents=True, exist_ok=True)
     for name in EVALUATION_FILES:
         if (evaluation / name).is_file():
-            copied.append(Path(shutil.copy2(evaluation / name, target / name)))
+            copied.append(_copy_without_machine_paths(evaluation / name, target / name))
     for pattern in KEPT_PLOTS:
         for plot in sorted((evaluation / "plots").glob(pattern)):
             copied.append(Path(shutil.copy2(plot, target / "plots" / plot.name)))
@@ -541,6 +542,11 @@ def command_line() -> argparse.ArgumentParser:
     gather.add_argument("runs", type=Path, help="a sweep folder (outputs/multirun/<date>) or one run folder")
     gather.add_argument("evaluation", type=Path, help="the folder evaluate.py wrote for those runs")
     gather.add_argument("study", type=Path, help="docs/results/<study>")
+    clean = commands.add_parser("clean", help="rewrite collected studies in place: no absolute paths, run folders "
+                                               "named by what ran (no _session<k> suffix), references renamed")
+    clean.add_argument("studies", type=Path, nargs="+", help="docs/results/<study> folders")
+    clean.add_argument("--pages", type=Path, nargs="*", default=[*RESULT_PAGES],
+                       help="markdown files whose references to renamed runs follow")
     tables = commands.add_parser("tables", help="rebuild the results blocks of README.md and docs/results.md")
     tables.add_argument("--pages", type=Path, nargs="+", default=RESULT_PAGES, help="markdown files to rebuild")
     tables.add_argument("--results", type=Path, default=Path("docs/results"),
@@ -556,6 +562,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "collect":
             copied = collect(args.runs, args.evaluation, args.study)
             print(f"copied {len(copied)} files into {args.study}")
+        elif args.command == "clean":
+            for study in args.studies:
+                rewritten, renames = clean_study(study)
+                pages = [page for page in args.pages
+                         if page.is_file() and rewrite_references(page, renames, portable=False)]
+                print(f"{study}: rewrote {len(rewritten)} files, renamed {len(renames)} run folders"
+                      f"{', updated ' + ', '.join(map(str, pages)) if pages else ''}")
         else:
             for page in args.pages:
                 names = rebuild_readme(page, args.results, args.baseline)
