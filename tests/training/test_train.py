@@ -250,7 +250,8 @@ def test_a_sweep_ends_with_a_table_of_its_jobs(tmp_path):
     assert [line.split() for line in lines[2:5]] == [["finished", "21.34", "0_hard_all_seed0"],
                                                      ["failed", "–", "1_im_all_seed0"],
                                                      ["unfinished", "–", "10_ls_all_seed0"]]
-    assert lines[-1] == f"  next: python evaluate.py ckpt={tmp_path}"
+    assert lines[-1] == (f"  next: python evaluate.py ckpt={tmp_path}   "
+                         "(it ends with the command that writes the sweep's report)")
 
 
 @pytest.mark.parametrize("terminal", [False, True])

@@ -5,26 +5,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
 import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
-import numpy as np  # noqa: E402
-
-plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "axes.grid": True, "grid.alpha": 0.3,
-                     "legend.fontsize": 9, "savefig.dpi": 150})
-
-def colors(names: list[str]) -> dict[str, tuple]:
-    """One fixed colour per series, the same in every figure."""
-    palette = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    return {name: palette(index % palette.N) for index, name in enumerate(names)}
+from infomatch.evaluation.style import colors, plt
 
 
 def save_figure(fig, path: Path) -> None:
     """Lay out, write and close ``fig`` (its folder made if needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure made with layout="constrained" lays itself out
+        fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 

@@ -147,6 +147,7 @@ def clean_phase(run: Evaluation, ece_bins: int, selective: dict[str, float],
             "weights_finite": model.weights_finite,
             "clean": clean_metrics(logits, run.labels, ece_bins),
             "reliability": reliability_bins(logits, run.labels, ece_bins),
+            "reliability_calibrated": reliability_bins(logits / temperature, run.labels, ece_bins),
             "temperature": temperature,
             "calibrated": {key: calibrated[key] for key in CALIBRATION_METRICS},
             "uncertainty": uncertainty_metrics(logits, run.labels, val_logits, val_labels, temperature, selective,
@@ -280,4 +281,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for name, model in models.items():
         log.info("%s: %s", name, ", ".join(f"{key} {value:.4f}" for key, value in model["clean"].items()))
     log.info("results in %s (summary.md, metrics.json, metrics.csv%s)", output_dir, ", plots/" if cfg.plots else "")
+    log.info("next, the page of these results (tables, intervals, figures): infomatch-results report %s",
+             os.path.relpath(output_dir))
     return results

@@ -3,6 +3,8 @@
   python -m infomatch.tasks.results collect outputs/multirun/<sweep> outputs/eval/<date> docs/results/<study>
   python -m infomatch.tasks.results tables      # rewrite each study's block in README.md and docs/results.md
   python -m infomatch.tasks.results clean docs/results/<study>   # no machine paths, run names saying what ran
+  python -m infomatch.tasks.results report docs/results/<study>  # its page: report.html and report.md, figures
+  python -m infomatch.tasks.results report --all                 # every study's page, then the tables
 
 A study folder holds ``runs/<run>/{config.yaml, metrics.json}`` (each run's resolved config and training
 metrics) and ``evaluations/<name>/`` (an evaluation's metrics.json, metrics.csv, summary.md, comparisons.csv
@@ -100,8 +102,11 @@ def collect(runs: Path, evaluation: Path, study: Path) -> list[Path]:
     folders = _run_folders(runs)
     if not folders:
         raise UserError(f"no runs under {runs}: a run folder holds metrics.json and .hydra/config.yaml")
-    if not (evaluation / "metrics.json").is_file():
-        raise UserError(f"{evaluation} holds no metrics.json: pass the folder evaluate.py wrote (outputs/eval/<date>)")
+    return [*collect_evaluation(evaluation, study), *collect_runs(folders, study)]
+
+
+def collect_runs(folders: list[Path], study: Path) -> list[Path]:
+    """Copy each run folder's config, metrics and per-epoch history into ``study/runs/<run>``."""
     copied = []
     for folder in folders:
         target = study / "runs" / folder.name
@@ -110,11 +115,17 @@ def collect(runs: Path, evaluation: Path, study: Path) -> list[Path]:
         copied.append(_copy_without_machine_paths(folder / "metrics.json", target / "metrics.json", folder))
         if (folder / "csv/metrics.csv").is_file():  # validation top-1 against epoch, for the study's figures
             copied.append(_write_history(folder / "csv/metrics.csv", target / "history.csv"))
+    return copied
+
+
+def collect_evaluation(evaluation: Path, study: Path) -> list[Path]:
+    """Copy an evaluation's metrics, tables and a few plots into ``study/evaluations/<its folder name>``."""
+    if not (evaluation / "metrics.json").is_file():
+        raise UserError(f"{evaluation} holds no metrics.json: pass the folder evaluate.py wrote (outputs/eval/<date>)")
     target = study / "evaluations" / evaluation.name
     (target / "plots").mkdir(parents=True, exist_ok=True)
-    for name in EVALUATION_FILES:
-        if (evaluation / name).is_file():
-            copied.append(_copy_without_machine_paths(evaluation / name, target / name))
+    copied = [_copy_without_machine_paths(evaluation / name, target / name)
+              for name in EVALUATION_FILES if (evaluation / name).is_file()]
     for pattern in KEPT_PLOTS:
         for plot in sorted((evaluation / "plots").glob(pattern)):
             copied.append(Path(shutil.copy2(plot, target / "plots" / plot.name)))
@@ -547,6 +558,18 @@ def command_line() -> argparse.ArgumentParser:
     clean.add_argument("studies", type=Path, nargs="+", help="docs/results/<study> folders")
     clean.add_argument("--pages", type=Path, nargs="*", default=[*RESULT_PAGES],
                        help="markdown files whose references to renamed runs follow")
+    page = commands.add_parser("report", help="write a study's page: report.html, report.md and their figures")
+    page.add_argument("paths", type=Path, nargs="*",
+                      help="a study folder (docs/results/<study>), or run, sweep and evaluation folders together; "
+                           "out=<folder> (or --out) says where the page goes")
+    page.add_argument("--out", type=Path, default=None,
+                      help="default: <study>/report, or <evaluation folder>/report")
+    page.add_argument("--all", action="store_true",
+                      help="every study under --results into <study>/report, then the tables of --pages")
+    page.add_argument("--results", type=Path, default=Path("docs/results"), help="the studies, for --all")
+    page.add_argument("--pages", type=Path, nargs="+", default=RESULT_PAGES, help="markdown files, for --all")
+    page.add_argument("--baseline", nargs="+", default=["hard"],
+                      help="the strategies differences are taken to (--all: each study's results block's vs=)")
     tables = commands.add_parser("tables", help="rebuild the results blocks of README.md and docs/results.md")
     tables.add_argument("--pages", type=Path, nargs="+", default=RESULT_PAGES, help="markdown files to rebuild")
     tables.add_argument("--results", type=Path, default=Path("docs/results"),
@@ -554,6 +577,40 @@ def command_line() -> argparse.ArgumentParser:
     tables.add_argument("--baseline", default="hard",
                         help="the strategy the paired differences are taken to, in blocks that name no vs=...")
     return parser
+
+
+def rebuild_tables(pages: list[Path], results_root: Path, baseline: str) -> None:
+    """The ``tables`` command: every results block of ``pages`` and each study's figures."""
+    for page in pages:
+        names = rebuild_readme(page, results_root, baseline)
+        print(f"rebuilt {len(names)} results blocks in {page}: {', '.join(names) or 'none'}")
+    for figure in [*write_history_figures(results_root), *write_forest_figures(results_root, baseline)]:
+        print(f"wrote {figure}")
+
+
+def block_baselines(pages: list[Path], study: str) -> list[str] | None:
+    """The baselines (``vs=``) of the first results block of ``study`` in ``pages``; None when none names them."""
+    for page in pages:
+        for match in BLOCK_START.finditer(page.read_text() if page.is_file() else ""):
+            if match.group(1) == study and match.group(2):
+                return match.group(2).split(",")
+    return None
+
+
+def reports(args: argparse.Namespace) -> list[Path]:
+    """The ``report`` command: one study's page, or with ``--all`` every study's page and then the tables."""
+    from infomatch.evaluation.study_report import report
+
+    paths = [path for path in args.paths if not str(path).startswith("out=")]
+    out = next((Path(str(path)[4:]) for path in args.paths if str(path).startswith("out=")), args.out)
+    if not args.all:
+        return list(report(paths, out, args.baseline, "infomatch-results report " + " ".join(map(str, args.paths))))
+    written = []
+    for study in sorted(path.parent for path in args.results.glob("*/evaluations")):
+        baselines = block_baselines(args.pages, study.name) or args.baseline
+        written += report([study], study / "report", baselines, "infomatch-results report --all")
+    rebuild_tables(args.pages, args.results, args.baseline[0])
+    return written
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -569,12 +626,11 @@ def main(argv: list[str] | None = None) -> None:
                          if page.is_file() and rewrite_references(page, renames, portable=False)]
                 print(f"{study}: rewrote {len(rewritten)} files, renamed {len(renames)} run folders"
                       f"{', updated ' + ', '.join(map(str, pages)) if pages else ''}")
+        elif args.command == "report":
+            for written in reports(args):
+                print(f"wrote {written}")
         else:
-            for page in args.pages:
-                names = rebuild_readme(page, args.results, args.baseline)
-                print(f"rebuilt {len(names)} results blocks in {page}: {', '.join(names) or 'none'}")
-            for figure in [*write_history_figures(args.results), *write_forest_figures(args.results, args.baseline)]:
-                print(f"wrote {figure}")
+            rebuild_tables(args.pages, args.results, args.baseline)
     except UserError as error:
         exit_with(error)
 

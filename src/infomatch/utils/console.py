@@ -110,7 +110,8 @@ def sweep_summary(sweep_dir) -> str:
     lines = [f"sweep {sweep_dir}: {sum(status == 'finished' for status, _, _ in rows)} of {len(rows)} jobs finished",
              f"  {'status':<10}  {'val top-1 %':>11}  {'job':<{width}}"]
     lines += [f"  {status:<10}  {top1:>11}  {name:<{width}}" for status, top1, name in rows]
-    lines.append(f"  next: python evaluate.py ckpt={sweep_dir}")
+    lines.append(f"  next: python evaluate.py ckpt={sweep_dir}   "
+                 "(it ends with the command that writes the sweep's report)")
     return "\n".join(lines)
 
 
