@@ -236,7 +236,7 @@ def test_a_cifar_pickle_that_would_run_code_is_refused_by_training(make_config, 
     assert marker.read_text() == "code ran"
     marker.unlink()
     train_file.write_bytes(smuggled)
-    with pytest.raises(DatasetError, match="holds a pickled test_preemption.write_marker, which would run code"):
+    with pytest.raises(DatasetError, match="holds a pickled conftest.write_marker, which would run code"):
         cifar.read_split(cifar.CIFAR100, train_file.parent, "train")
     cfg = make_config("data=cifar100", f"data.root={tmp_path / 'cifar'}", "data.download=false", "data.val_size=10",
                       "model.width=8", "trainer.max_epochs=1", "trainer.accelerator=cpu", "logger=csv")

@@ -199,7 +199,7 @@ def smuggling_checkpoint(make_config, tmp_path):
 
 def test_checkpoint_that_would_run_code_is_refused_by_resume_and_evaluate(smuggling_checkpoint, tmp_path):
     path, marker = smuggling_checkpoint
-    expected = "this checkpoint holds objects that would run code when loaded (e.g. test_preemption.write_marker)"
+    expected = "this checkpoint holds objects that would run code when loaded (e.g. conftest.write_marker)"
     resumed = run_train(*TINY, f"resume={path}", cwd=tmp_path)
     assert_one_paragraph_error(resumed, str(path), expected, "Only load checkpoints you trust")
     evaluated = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "data=synthetic", "data.num_classes=10",

@@ -101,9 +101,10 @@ def corruption_top1(study: Path) -> dict[str, dict[str, list[float]]]:
     return found
 
 
-def corruption_figure(study: Path, models: dict[str, dict[str, Any]], baseline: str, path: Path) -> bool:
-    """Per strategy: top-1 minus the baseline's on the same seed, per corrupted set (rows) and severity (columns),
-    averaged over the paired seeds; diverging colours centred on 0. False when nothing can be paired."""
+def corruption_differences(study: Path, models: dict[str, dict[str, Any]],
+                           baseline: str) -> dict[str, tuple[list[str], np.ndarray, int]]:
+    """{strategy: (corrupted sets, (sets, severities) top-1 points minus the baseline's on the same seed, averaged
+    over the paired seeds, number of pairs)} for each strategy with a seed the baseline also has."""
     scores = corruption_top1(study)
     seeds = {(model["strategy"], model["seed"]): name for name, model in models.items() if name in scores}
     panels = {}
@@ -115,6 +116,13 @@ def corruption_figure(study: Path, models: dict[str, dict[str, Any]], baseline: 
             differences = [[np.subtract(scores[ours][kind], scores[theirs][kind]) * 100 for kind in sets]
                            for ours, theirs in pairs]
             panels[strategy] = (sets, np.mean(differences, axis=0), len(pairs))
+    return panels
+
+
+def corruption_figure(study: Path, models: dict[str, dict[str, Any]], baseline: str, path: Path) -> bool:
+    """``corruption_differences`` as a heatmap per strategy: corrupted sets (rows) by severity (columns), diverging
+    colours centred on 0. False when nothing can be paired."""
+    panels = corruption_differences(study, models, baseline)
     if not panels:
         return False
     limit = max(float(np.abs(values).max()) for _, values, _ in panels.values()) or 1.0

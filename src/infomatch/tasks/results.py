@@ -588,12 +588,19 @@ def rebuild_tables(pages: list[Path], results_root: Path, baseline: str) -> None
         print(f"wrote {figure}")
 
 
+# <!-- report:<study> vs=hard,matched -->: the baselines of the study's report page (report --all)
+REPORT_MARK = re.compile(r"<!-- report:([\w.-]+) vs=([\w.,-]+) -->")
+
+
 def block_baselines(pages: list[Path], study: str) -> list[str] | None:
-    """The baselines (``vs=``) of the first results block of ``study`` in ``pages``; None when none names them."""
-    for page in pages:
-        for match in BLOCK_START.finditer(page.read_text() if page.is_file() else ""):
-            if match.group(1) == study and match.group(2):
-                return match.group(2).split(",")
+    """The baselines of ``study``'s report: its ``REPORT_MARK`` in ``pages``, else the ``vs=`` of its first results
+    block; None when neither names them."""
+    texts = [page.read_text() for page in pages if page.is_file()]
+    for pattern, group in ((REPORT_MARK, 2), (BLOCK_START, 2)):
+        for text in texts:
+            for match in pattern.finditer(text):
+                if match.group(1) == study and match.group(group):
+                    return match.group(group).split(",")
     return None
 
 
