@@ -5,6 +5,7 @@ the CIFAR data sets (CIFAR-10, CIFAR-100 with fine or coarse labels).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import lightning as L
 import torch
@@ -126,9 +127,10 @@ class InMemoryDataModule(L.LightningDataModule):
             raise ConfigError(f"a data split has {len(split[1])} images, fewer than the {world_size} ranks "
                               "(trainer.devices x trainer.num_nodes); every rank needs at least one")
         device = self._resident_device()
-        if device is not None:
+        if device is not None:  # a resident device needs an attached trainer (_resident_device), so it is set
             return DeviceBatches(*split, batch_size, shuffle, seed=self.shuffle_seed, device=device,
-                                 epoch=lambda: self.trainer.current_epoch, rank=rank, world_size=world_size)
+                                 epoch=lambda: cast(L.Trainer, self.trainer).current_epoch, rank=rank,
+                                 world_size=world_size)
         return batch_loader(*split, batch_size, shuffle=shuffle, seed=self.shuffle_seed, pin_memory=self._pin(),
                             rank=rank, world_size=world_size)
 

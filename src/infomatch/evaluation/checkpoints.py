@@ -11,7 +11,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -40,7 +40,7 @@ class LoadedModel:
 
     @property
     def num_classes(self) -> int:
-        return self.classifier.net.num_classes
+        return cast(int, self.classifier.net.num_classes)  # every network here keeps its class count (ResNet18)
 
 
 def _job_number(folder: Path) -> tuple[int, str]:
@@ -128,7 +128,7 @@ def _from_training(path: Path, checkpoint: dict[str, Any]) -> LoadedModel:
     config = checkpoint.get("infomatch_config")
     normalization = checkpoint.get("infomatch_normalization")
     complete = isinstance(config, dict) and {"model", "labels", "seed"} <= config.keys()
-    if not complete or not isinstance(normalization, dict):
+    if not isinstance(config, dict) or not complete or not isinstance(normalization, dict):
         raise CheckpointError(f"{path}: Lightning checkpoint without the infomatch training config and "
                               "normalization (written by an older or another training script)")
     config = trusted_run_config(config, path)

@@ -48,9 +48,9 @@ def corruption_metrics(model: dict[str, Any]) -> dict[str, float]:
 
 def mean_interval(values: list[float]) -> tuple[float, float, float]:
     """(mean, low, high): Student t-interval of the mean (of seed-paired differences, or of one strategy's seeds)."""
-    values = np.asarray(values, dtype=np.float64)
-    mean = float(values.mean())
-    half = float(stats.t.ppf((1 + LEVEL) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    array = np.asarray(values, dtype=np.float64)
+    mean = float(array.mean())
+    half = float(stats.t.ppf((1 + LEVEL) / 2, len(array) - 1) * array.std(ddof=1) / math.sqrt(len(array)))
     return mean, mean - half, mean + half
 
 
@@ -95,7 +95,7 @@ def compare(models: dict[str, dict[str, Any]], baseline: str,
                 difference, low, high, method = float(np.mean(sample) - np.mean(base)), None, None, "none (one run)"
             rows.append({"baseline": baseline, "strategy": strategy, "metric": metric, "difference": difference,
                          "low": low, "high": high, "method": method, "n": len(sample), "n_baseline": len(base),
-                         "separated": bool(low is not None and (low > 0 or high < 0))})
+                         "separated": bool(low is not None and high is not None and (low > 0 or high < 0))})
     return rows
 
 

@@ -6,7 +6,7 @@ data set); models trained on different data sets are refused, since their metric
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -36,12 +36,11 @@ def _data_set(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_one_data_set(models: list[LoadedModel]) -> None:
-    trained = [model for model in models if model.data is not None]
-    first = _data_set(trained[0].data)
-    others = [model for model in trained[1:] if _data_set(model.data) != first]
+    trained = [(model, _data_set(model.data)) for model in models if model.data is not None]
+    first = trained[0][1]
+    others = [(model, data) for model, data in trained[1:] if data != first]
     if others:
-        described = "; ".join(f"{model.name} ({model.path}): {_data_set(model.data)}"
-                              for model in [trained[0], *others])
+        described = "; ".join(f"{model.name} ({model.path}): {data}" for model, data in [trained[0], *others])
         raise EvaluationError(f"these models were trained on different data sets, so one evaluation cannot compare "
                               f"them: {described}. Evaluate each data set's models in a call of its own.")
 
@@ -50,7 +49,7 @@ def evaluation_data_config(data_cfg: DictConfig, models: list[LoadedModel], name
     """The data settings to evaluate ``models`` with: those stored in their checkpoints, with the settings the
     command line names (``named``) taken from ``data_cfg``. With no stored settings (reference state dicts) or no
     command line to read (``named`` None: called from Python), ``data_cfg`` as it is."""
-    given = OmegaConf.to_container(data_cfg, resolve=True)
+    given = cast(dict[str, Any], OmegaConf.to_container(data_cfg, resolve=True))  # the data group is a mapping
     if named is None or all(model.data is None for model in models):
         return given
     _check_one_data_set(models)

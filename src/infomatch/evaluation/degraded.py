@@ -7,6 +7,7 @@ and every model scores the same degraded chunk, so all models see identical imag
 from __future__ import annotations
 
 from itertools import product
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +42,7 @@ def degradation_curves(classifiers: list[nn.Module], images: Tensor, labels: Ten
     """
     device = images.device
     scores = score if isinstance(score, list) else [score] * len(classifiers)
-    result = None
+    result: Tensor | None = None
     # chunk index -> the models' score sums on the undegraded chunk: level 0 leaves the images unchanged for
     # every evaluation type, so the clean chunk is scored once, not once per type
     unchanged: dict[int, Tensor] = {}
@@ -49,7 +50,7 @@ def degradation_curves(classifiers: list[nn.Module], images: Tensor, labels: Ten
     for (row, name), (level_index, level) in progress(grid, desc=description, unit="level"):
         type_id = DEGRADATIONS.index(name)
         generator = torch.Generator(device=device).manual_seed(mix_seed(seed, type_id, level_index))
-        totals = 0
+        totals: Tensor | None = None
         for index, (chunk, chunk_labels) in enumerate(zip(images.split(batch_size), labels.split(batch_size))):
             chunk = to_unit_range(chunk)
             types = torch.full((len(chunk),), type_id, device=device)
@@ -61,11 +62,14 @@ def degradation_curves(classifiers: list[nn.Module], images: Tensor, labels: Ten
                                     for model_score, classifier in zip(scores, classifiers)])
                 if same:
                     unchanged[index] = sums
-            totals = totals + (unchanged[index] if same else sums)
+            part = unchanged[index] if same else sums
+            totals = part if totals is None else totals + part
+        totals = cast(Tensor, totals)  # images.split gives at least one chunk, even of no images
         if result is None:
             result = torch.zeros(len(degradations), len(levels), *totals.shape, dtype=torch.float64)
         result[row, level_index] = totals.cpu() / len(labels)
-    return result
+    # set: the config checks ask for two levels or more and a type (confidence.heatmap_type is one of them)
+    return cast(Tensor, result)
 
 
 def curves_by_model(values: Tensor, names: list[str], degradations: list[str]) -> dict[str, dict[str, list[float]]]:

@@ -9,9 +9,9 @@ import inspect
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from infomatch.augment import Degrader
 from infomatch.base_augment import POLICIES
@@ -41,10 +41,10 @@ def degradation_options() -> dict[tuple, str]:
     """{identity: option name} of configs/augment/*.yaml (an option's ``defaults`` merged under it)."""
     options: dict[tuple, str] = {}
     for file in sorted(AUGMENT_OPTIONS.glob("*.yaml")):
-        option = OmegaConf.load(file)
+        option = cast(DictConfig, OmegaConf.load(file))  # an augment option is a mapping
         parents = [name for name in option.pop("defaults", []) if name != "_self_"]
         merged = OmegaConf.merge(*(OmegaConf.load(AUGMENT_OPTIONS / f"{name}.yaml") for name in parents), option)
-        options.setdefault(degradation_identity(OmegaConf.to_container(merged)), file.stem)
+        options.setdefault(degradation_identity(cast(dict[str, Any], OmegaConf.to_container(merged))), file.stem)
     return options
 
 

@@ -264,11 +264,11 @@ def write_plots(results: dict[str, Any], folder: Path, aggregated: bool) -> None
 
     confidence = results["confidence"]
     class_note = f"class '{confidence['class_name']}' ({confidence['num_images']} test images)"
-    panels = (("robustness", "Top-1 accuracy (%)", True, "Top-1 accuracy under degradation",
-               f"{results['evaluation']['num_images']} test images"),
-              ("confidence", "Mean softmax probability of true class", False, "True-class confidence under degradation",
-               class_note))
-    for part, ylabel, percent, heading, note in panels:
+    curve_panels = (("robustness", "Top-1 accuracy (%)", True, "Top-1 accuracy under degradation",
+                     f"{results['evaluation']['num_images']} test images"),
+                    ("confidence", "Mean softmax probability of true class", False,
+                     "True-class confidence under degradation", class_note))
+    for part, ylabel, percent, heading, note in curve_panels:
         levels = results[part]["levels"]
         series = _series(results, part, aggregated)
         palette = plots.colors(list(series))

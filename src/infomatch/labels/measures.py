@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
@@ -14,7 +16,9 @@ def ssim(a: Tensor, b: Tensor) -> Tensor:
     """(B,) SSIM of each image pair in [0, 1] (torchmetrics: 11x11 Gaussian window, sigma 1.5)."""
     # in float32 even under bf16 autocast: its rounding would move SSIM's small variance terms
     with torch.autocast(a.device.type, enabled=False):
-        return structural_similarity_index_measure(a.float(), b.float(), data_range=1.0, reduction="none")
+        # a tensor: the tuple comes only with return_full_image=True
+        return cast(Tensor, structural_similarity_index_measure(a.float(), b.float(), data_range=1.0,
+                                                                reduction="none"))
 
 
 def adjusted_nmi(nmi_values: Tensor, chance: float) -> Tensor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -192,7 +192,8 @@ def epsilon_by_level(clean: Tensor, types: tuple[str, ...], levels: list[float],
         rows = []
         for level in levels:
             level_batch = torch.full((len(clean),), level, device=clean.device)
-            rows.append(epsilon_of(clean, apply_degradations(clean, type_batch, level_batch, generator, **settings)))
+            degraded = apply_degradations(clean, type_batch, level_batch, generator, grouping=None, **settings)
+            rows.append(epsilon_of(clean, degraded))
         curves[name] = torch.stack(rows)
     return curves
 
@@ -278,7 +279,8 @@ class ScheduleSmoothing(MeasuredSmoothing):
             raise CallOrderError("fit() (labels=schedule has no table yet)", "training")
         device = batch.classes.device
         if self._grid is None or self._grid.device != device:
-            self._grid = table_grid(self.table, self.levels, device)
+            # a file named in the config was read by __post_init__ (checked_table): a dict by now
+            self._grid = table_grid(cast(dict[str, list[float]], self.table), self.levels, device)
         epsilon = look_up(self._grid, batch.degradation, batch.level, undegraded=0.0)
         return smooth(batch.classes, num_classes, epsilon, self.spread), epsilon
 
@@ -432,7 +434,8 @@ class ConfidenceSmoothing:
             raise CallOrderError("fit_reference() (labels=confidence has no table yet)", "training")
         device = batch.classes.device
         if self._grid is None or self._grid.device != device:  # the confidence grid, relative or not, made once
-            grid = table_grid(self.table, self.levels, device)
+            # a file named in the config was read by __post_init__ (checked_table): a dict by now
+            grid = table_grid(cast(dict[str, list[float]], self.table), self.levels, device)
             self._grid = (grid / grid[:, :1].clamp(min=1e-12)).clamp(max=1) if self.relative else grid
         confidence = look_up(self._grid, batch.degradation, batch.level, undegraded=1.0).clamp(min=1 / num_classes)
         epsilon = 1 - confidence

@@ -39,6 +39,10 @@ class AdaptiveCalibrationError(Metric):
     """Equal-mass (adaptive) ECE: samples sorted by confidence, cut into ``bins`` groups of (nearly) equal size,
     sum over groups of (size / N) * |mean confidence - accuracy|. Unlike the binned ECE, no bin is nearly empty."""
 
+    # states, one tensor a batch (add_state in __init__)
+    confidence: list[torch.Tensor]
+    correct: list[torch.Tensor]
+
     def __init__(self, bins: int = 15) -> None:
         super().__init__()
         self.bins = bins

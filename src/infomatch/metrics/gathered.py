@@ -11,6 +11,9 @@ class Gathered(Metric):
     """Keeps each batch's two tensors (scores and what they are judged against); ``gathered()`` joins them."""
 
     full_state_update = False
+    # states, one tensor a batch (add_state in __init__)
+    first: list[Tensor]
+    second: list[Tensor]
 
     def __init__(self) -> None:
         super().__init__()

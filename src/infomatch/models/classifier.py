@@ -15,6 +15,10 @@ class Normalize(nn.Module):
     ``infomatch_normalization``), so a training checkpoint's weights stay the network's own, under ``net.``.
     """
 
+    # buffers, registered in __init__
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)

@@ -35,6 +35,12 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
+    # the stages are set by name in the loop of __init__
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, num_classes: int = 100, width: int = 64, in_channels: int = 3) -> None:
         super().__init__()
         check_integer("num_classes", num_classes, 2)

@@ -18,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
@@ -148,7 +148,7 @@ def _folder_chosen_by_infomatch(run_dir: Path) -> bool:
     (hydra.run.dir=, run_name=, resume=)."""
     if not HydraConfig.initialized():
         return False
-    hydra = HydraConfig.get()
+    hydra = cast(DictConfig, HydraConfig.get())  # typed as its HydraConf schema, a DictConfig at run time
     output_dir = OmegaConf.select(hydra, "runtime.output_dir", default=None, throw_on_missing=False)
     if output_dir is None or Path(output_dir).resolve() != run_dir.resolve():
         return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from hydra.errors import InstantiationException
@@ -54,6 +54,11 @@ def _compile_mode(name: str, value: Any) -> None:
     require(name, value, value in COMPILE_MODES, f"must be one of: {modes}")
 
 
+def _optional_compile_mode(name: str, value: Any) -> None:
+    if value is not None:
+        _compile_mode(name, value)
+
+
 # settings that no constructor sees; each group's own settings are checked by the object it builds
 TRAIN_RULES: dict[str, Rule] = {
     "seed": lambda name, value: check_integer(name, value, 0, 2**32 - 1),
@@ -62,7 +67,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "optimizer.weight_decay": lambda name, value: check_number(name, value, 0),
     "optimizer.momentum": lambda name, value: check_number(name, value, 0, 1, high_open=True),
     "speed.compile": _compile_mode,
-    "trainer.compile": lambda name, value: value is None or _compile_mode(name, value),
+    "trainer.compile": _optional_compile_mode,
     "speed.channels_last": lambda name, value: require(name, value, value in (True, False, "auto"),
                                                        "must be true, false or auto"),
     "ece_bins": lambda name, value: check_integer(name, value, 1),
@@ -232,7 +237,7 @@ def _original_command(checkpoint: Path) -> str:
     if overrides_file is None or not overrides_file.is_file():
         return ""
     # as written: the file's interpolations are not resolved (resolvers create folders)
-    written = OmegaConf.to_container(OmegaConf.load(overrides_file), resolve=False)
+    written = cast(list[str], OmegaConf.to_container(OmegaConf.load(overrides_file), resolve=False))  # a list
     overrides = [item for item in written if not str(item).startswith("resume=")]
     return f" The run was started with: python train.py {' '.join(overrides)}".rstrip() + "."
 

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +224,7 @@ def strategy_summary(models: dict[str, dict[str, Any]], metrics=None) -> dict[st
     values: dict[str, list[dict[str, float]]] = {}
     for model in models.values():
         values.setdefault(model["strategy"], []).append((metrics or scalar_metrics)(model))
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for strategy, runs in values.items():
         summary[strategy] = {"n": len(runs)}
         for key in runs[0]:
@@ -232,8 +233,15 @@ def strategy_summary(models: dict[str, dict[str, Any]], metrics=None) -> dict[st
     return summary
 
 
-def _mean_cell(mean: float, low: float | None, high: float | None, scale: float) -> str:
-    return mean_text(mean, None if low is None else (high - low) / 2, scale)
+def _literally(text: str) -> Callable[[re.Match[str]], str]:
+    """A ``re.sub`` replacement inserting ``text`` as it is (no backslash escapes, no group references)."""
+    return lambda _: text
+
+
+def _mean_cell(interval: tuple[float, float | None, float | None], scale: float) -> str:
+    """``interval`` (mean, low, high), as strategy_summary gives it."""
+    mean, low, high = interval
+    return mean_text(mean, None if low is None or high is None else (high - low) / 2, scale)
 
 
 def _difference_cell(row: dict[str, Any], scale: float) -> str:
@@ -266,7 +274,7 @@ def _difference_table(models: dict[str, dict[str, Any]], strategies: list[str], 
                            for strategy in strategies if strategy != baseline])
 
 
-def _corruption_section(models: dict[str, dict[str, Any]], baselines: list[str]) -> list[str]:
+def _corruption_section(models: dict[str, dict[str, Any]], baselines: Sequence[str]) -> list[str]:
     """The CIFAR-100-C table of the models whose evaluation scored corruptions, and its paired differences."""
     from infomatch.evaluation.compare import corruption_metrics
 
@@ -279,7 +287,7 @@ def _corruption_section(models: dict[str, dict[str, Any]], baselines: list[str])
     return lines + _strategy_tables(scored, baselines, CORRUPTION_COLUMNS, CORRUPTION_COLUMNS, corruption_metrics)
 
 
-def _uncertainty_section(models: dict[str, dict[str, Any]], baselines: list[str]) -> list[str]:
+def _uncertainty_section(models: dict[str, dict[str, Any]], baselines: Sequence[str]) -> list[str]:
     """Selective classification and the calibration measures beyond ECE, for the models evaluated with them."""
     from infomatch.evaluation.uncertainty import UNCERTAINTY_COLUMNS, uncertainty_scalars
 
@@ -293,7 +301,7 @@ def _uncertainty_section(models: dict[str, dict[str, Any]], baselines: list[str]
     return lines + _strategy_tables(scored, baselines, UNCERTAINTY_COLUMNS, UNCERTAINTY_COLUMNS, uncertainty_scalars)
 
 
-def _ood_section(models: dict[str, dict[str, Any]], baselines: list[str]) -> list[str]:
+def _ood_section(models: dict[str, dict[str, Any]], baselines: Sequence[str]) -> list[str]:
     """OOD detection per set for the models evaluated with ``ood=``: AUROC with MSP, max logit and energy, FPR95
     with MSP and energy."""
     from infomatch.evaluation.uncertainty import ood_scalars
@@ -311,13 +319,13 @@ def _ood_section(models: dict[str, dict[str, Any]], baselines: list[str]) -> lis
     return lines + _strategy_tables(scored, baselines, columns, columns, ood_scalars)
 
 
-def _strategy_tables(models: dict[str, dict[str, Any]], baselines: list[str], columns, difference_columns,
+def _strategy_tables(models: dict[str, dict[str, Any]], baselines: Sequence[str], columns, difference_columns,
                      metrics) -> list[str]:
     """Per-strategy mean ± 95% CI half-width in ``columns``, then the paired differences to each of ``baselines``
     that the models have, in ``difference_columns``."""
     summary = strategy_summary(models, metrics)
     lines = markdown_table(["strategy", "seeds", *(heading for _, heading, _ in columns)],
-                           [[strategy, str(group["n"]), *(_mean_cell(*group[key], scale) for key, _, scale in columns)]
+                           [[strategy, str(group["n"]), *(_mean_cell(group[key], scale) for key, _, scale in columns)]
                             for strategy, group in summary.items()])
     if len(summary) > 1:
         for baseline in (baseline for baseline in baselines if baseline in summary):
@@ -393,7 +401,7 @@ def headline_markdown(study: Path, baseline: str, shown_as: str, strategies: lis
     rows = {(row["strategy"], row["metric"]): row for row in compare(models, baseline)}
     header = ["strategy", "seeds", "top-1 %", *(f"{heading} − {baseline}" for _, heading, _ in HEADLINE_COLUMNS)]
     table = markdown_table(header, [
-        [strategy, str(group["n"]), _mean_cell(*group["top1"], 100),
+        [strategy, str(group["n"]), _mean_cell(group["top1"], 100),
          *("–" if strategy == baseline else _difference_cell(rows[strategy, key], scale)
            for key, _, scale in HEADLINE_COLUMNS)] for strategy, group in summary.items()])
     note = (f"<sub>Rebuilt by `python -m infomatch.tasks.results tables` from `{shown_as}/`: mean ± 95% interval "
@@ -402,7 +410,7 @@ def headline_markdown(study: Path, baseline: str, shown_as: str, strategies: lis
     return "\n".join([note, "", *table]).rstrip("\n")
 
 
-def study_markdown(study: Path, baselines: list[str] = ("hard",), shown_as: str | None = None,
+def study_markdown(study: Path, baselines: Sequence[str] = ("hard",), shown_as: str | None = None,
                    strategies: list[str] | None = None) -> str:
     """The README block of one study: per-strategy mean ± 95% CI half-width, then paired differences to each of
     ``baselines`` that the study has.
@@ -469,7 +477,7 @@ def _rebuild_gap_blocks(text: str, page: Path, results_root: Path) -> str:
         pattern = re.compile(rf"{re.escape(start)}.*?<!-- /gap:{re.escape(names)} -->", re.S)
         if not pattern.search(text):
             raise UserError(f"{page}: the gap block {names!r} has no closing <!-- /gap:{names} --> line")
-        text = pattern.sub(lambda _, block=block: block, text)
+        text = pattern.sub(_literally(block), text)
     return text
 
 
@@ -537,7 +545,7 @@ def rebuild_readme(readme: Path, results_root: Path, baseline: str = "hard") -> 
         pattern = re.compile(rf"{re.escape(start)}.*?<!-- /results:{re.escape(name)} -->", re.S)
         if not pattern.search(text):
             raise UserError(f"{readme}: the results block {name!r} has no closing <!-- /results:{name} --> line")
-        text = pattern.sub(lambda _, block=block: block, text)
+        text = pattern.sub(_literally(block), text)
         rebuilt.append(name)
     readme.write_text(_rebuild_gap_blocks(text, readme, results_root))
     return rebuilt

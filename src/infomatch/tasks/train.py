@@ -8,16 +8,19 @@ import logging
 import os
 import shlex
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from infomatch.data.datamodule import InMemoryDataModule
 from infomatch.data.stage import TrainingStage, to_unit_range
 from infomatch.evaluation.checkpoints import load_model
 from infomatch.labels.strategies import checked_table
@@ -79,7 +82,7 @@ def build_callbacks(cfg: DictConfig) -> list:
     return [instantiate(callback_cfg) for callback_cfg in (cfg.get("callbacks") or {}).values()]
 
 
-def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
     """The data module with its training stage (base augmentation, degradations and the mixing plan, run on the
     device)."""
     stage = TrainingStage(degrader=instantiate(cfg.augment), base_augment=instantiate(cfg.base_augment),
@@ -87,7 +90,7 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     return instantiate(cfg.data, stage=stage)
 
 
-def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> InfoMatchModule:
+def build_module(cfg: DictConfig, datamodule: InMemoryDataModule) -> InfoMatchModule:
     net = instantiate(cfg.model)
     if net.num_classes != datamodule.num_classes:
         raise ConfigError(f"model.num_classes={net.num_classes} but the data set has {datamodule.num_classes} classes; "
@@ -102,11 +105,11 @@ def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> InfoMatc
         ece_bins=cfg.ece_bins,
         channels_last=cfg.speed.channels_last,
         compile=speed_compile(cfg),
-        run_config=OmegaConf.to_container(cfg, resolve=True),
+        run_config=cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)),  # the config is a mapping
     )
 
 
-def fit_label_strategy(strategy: Any, datamodule: L.LightningDataModule, images: int, seed: int) -> dict[str, Any]:
+def fit_label_strategy(strategy: Any, datamodule: InMemoryDataModule, images: int, seed: int) -> dict[str, Any]:
     """Run the strategy's estimation hook, if it has one: ``fit`` on a fixed sample of training images,
     ``fit_reference`` (labels=confidence) with its reference model on a fixed sample of validation images.
 
@@ -119,7 +122,7 @@ def fit_label_strategy(strategy: Any, datamodule: L.LightningDataModule, images:
     datamodule.setup("fit")
     generator = torch.Generator().manual_seed(seed)
     if hasattr(strategy, "fit"):
-        train_images = datamodule.train_set[0]
+        train_images = cast(tuple[torch.Tensor, torch.Tensor], datamodule.train_set)[0]  # set by setup("fit")
         chosen = torch.randperm(len(train_images), generator=generator)[:images]
         clean, _ = datamodule.stage.clean_images(train_images[chosen], generator)
         estimates, sample = strategy.fit(clean, datamodule.stage.degrader, generator), "training"
@@ -199,13 +202,13 @@ def speed_compile(cfg: DictConfig) -> bool | str:
 def lightning_trainer_config(trainer_cfg: DictConfig) -> dict[str, Any]:
     """The trainer group as Lightning's Trainer takes it: precision resolved, the deprecated ``compile`` alias of
     speed.compile removed."""
-    settings = OmegaConf.to_container(trainer_cfg, resolve=True)
+    settings = cast(dict[str, Any], OmegaConf.to_container(trainer_cfg, resolve=True))  # a DictConfig's: a dict
     settings.pop("compile", None)
     settings["precision"] = resolve_precision(trainer_cfg)
     return settings
 
 
-def _plain(metrics: dict[str, Any]) -> dict[str, float]:
+def _plain(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
@@ -300,11 +303,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info(run_header(_choices(), _key_settings(cfg, trainer), sum(p.numel() for p in module.net.parameters()),
                             str(output_dir)))
     for logger in trainer.loggers:  # the resolved config, once per logger (rank 0 only: Lightning's loggers)
-        logger.log_hyperparams(module.run_config)
+        logger.log_hyperparams(cast(dict[str, Any], module.run_config))  # build_module sets it
 
     stored = load_plain(resume, mmap=True).get("infomatch_label_estimates") if resume is not None else None
-    estimates = (restore_label_estimates(module.label_strategy, stored, resume) if stored else
-                 fit_label_strategy(module.label_strategy, datamodule, cfg.estimation.images, cfg.estimation.seed))
+    if stored and resume is not None:  # stored only comes from a resumed checkpoint
+        estimates = restore_label_estimates(module.label_strategy, stored, resume)
+    else:
+        estimates = fit_label_strategy(module.label_strategy, datamodule, cfg.estimation.images, cfg.estimation.seed)
     module.label_estimates = estimates
     fit_start = time.perf_counter()
     try:
@@ -322,7 +327,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if estimates:
         results["label_estimates"] = estimates
 
-    checkpoint = trainer.checkpoint_callback
+    # the first ModelCheckpoint (Lightning types it as the base Checkpoint): the configs' checkpoints are all one
+    checkpoint = cast(ModelCheckpoint | None, trainer.checkpoint_callback)
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
     results["best_checkpoint"] = best_path
     last = checkpoint_dir / "last.ckpt"

@@ -16,7 +16,7 @@ import csv
 import io
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch import loggers
@@ -70,7 +70,7 @@ class CSVLogger(loggers.CSVLogger):
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _ContinuedWriter(self.log_dir, self._resume_step)
-        return self._experiment
+        return cast(_ContinuedWriter, self._experiment)  # only this property sets it, always to ours
 
 
 class TensorBoardLogger(loggers.TensorBoardLogger):
@@ -99,7 +99,8 @@ class MLFlowLogger(loggers.MLFlowLogger):
 
     def __init__(self, *args: Any, id_file: str | None = None, **kwargs: Any) -> None:
         self._continued = _stored_id(id_file) is not None
-        super().__init__(*args, run_id=_stored_id(id_file), **kwargs)
+        # mypy: positional args could reach run_id; the configs pass keywords only, as Python checks at the call
+        super().__init__(*args, run_id=_stored_id(id_file), **kwargs)  # type: ignore[misc]
         self._id_file = id_file
 
     def log_hyperparams(self, params: Any) -> None:
@@ -120,7 +121,8 @@ class WandbLogger(loggers.WandbLogger):
 
     def __init__(self, *args: Any, id_file: str | None = None, **kwargs: Any) -> None:
         run_id = _stored_id(id_file) or uuid.uuid4().hex[:8]
-        super().__init__(*args, id=run_id, resume="allow", **kwargs)
+        # mypy: positional args could reach id; the configs pass keywords only, as Python checks at the call
+        super().__init__(*args, id=run_id, resume="allow", **kwargs)  # type: ignore[misc]
         _store_id(id_file, run_id)
 
 

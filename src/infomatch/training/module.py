@@ -9,7 +9,7 @@ input and the targets are mixed with that one plan.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -57,7 +57,7 @@ class InfoMatchModule(L.LightningModule):
         self.run_config = run_config
         # what the label strategy estimated before training (matched's epsilon, schedule's table): plain data
         self.label_estimates: dict[str, Any] = {}
-        self.num_classes = net.num_classes
+        self.num_classes = cast(int, net.num_classes)  # every network here keeps its class count (ResNet18)
         self.val_metrics = EvaluationMetrics(self.num_classes, ece_bins)
         self.test_metrics = EvaluationMetrics(self.num_classes, ece_bins)
         # per-sample running means, logged once per epoch: a self.log call per step and value costs about
@@ -116,10 +116,13 @@ class InfoMatchModule(L.LightningModule):
     def _watch_non_finite(self, loss: Tensor) -> None:
         if self._clock is None or self._clock.device != loss.device:  # a step outside trainer.fit (benchmarks)
             self._start_clock()
-        first = (self._first_non_finite[0] < 0) & ~torch.isfinite(loss.detach())
-        self._first_non_finite = torch.where(first, self._clock, self._first_non_finite)
-        self._non_finite_loss = torch.where(first, loss.detach().float(), self._non_finite_loss)
-        self._clock[0] += 1
+        # all three set by now: _start_clock sets the clock, and the other two together when they are not
+        clock = cast(Tensor, self._clock)
+        first_non_finite = cast(Tensor, self._first_non_finite)
+        first = (first_non_finite[0] < 0) & ~torch.isfinite(loss.detach())
+        self._first_non_finite = torch.where(first, clock, first_non_finite)
+        self._non_finite_loss = torch.where(first, loss.detach().float(), cast(Tensor, self._non_finite_loss))
+        clock[0] += 1
 
     def check_non_finite(self) -> None:
         """Raise FloatingPointError naming the first step whose loss was not finite, if there was one."""
@@ -127,8 +130,9 @@ class InfoMatchModule(L.LightningModule):
             return
         step, epoch = self._first_non_finite.tolist()
         if step >= 0:
+            loss = cast(Tensor, self._non_finite_loss)  # set together with _first_non_finite
             raise FloatingPointError(
-                f"non-finite training loss ({self._non_finite_loss.item()}) at epoch {epoch}, global step {step}; "
+                f"non-finite training loss ({loss.item()}) at epoch {epoch}, global step {step}; "
                 "stopping. Try a lower optimizer.lr.")
 
     def check_finite_weights(self) -> None:

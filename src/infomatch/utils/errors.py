@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
 
 class UserError(Exception):
@@ -69,7 +69,8 @@ def write_error(error: BaseException, path: str | Path | None = None) -> OutputE
     """
     named: OutputError | None = None
     failed: OSError | None = None
-    seen, link = set(), error
+    seen: set[int] = set()
+    link: BaseException | None = error
     while link is not None and id(link) not in seen:
         seen.add(id(link))
         if isinstance(link, OutputError):
@@ -80,8 +81,9 @@ def write_error(error: BaseException, path: str | Path | None = None) -> OutputE
     if named is not None or failed is None:
         return named
     target = path or failed.filename or "a file of the run"
-    return OutputError(f"cannot write {target}: {failed.strerror} ({errno.errorcode[failed.errno]}). "
-                       f"{WRITE_FIXES[failed.errno]} and run the command again, or write elsewhere: "
+    code = cast(int, failed.errno)  # one of WRITE_FIXES (checked in the loop), so never None
+    return OutputError(f"cannot write {target}: {failed.strerror} ({errno.errorcode[code]}). "
+                       f"{WRITE_FIXES[code]} and run the command again, or write elsewhere: "
                        "paths.log_dir=<folder> (hydra.run.dir=<folder> for one run, hydra.sweep.dir=<folder> for "
                        "a sweep).")
 

@@ -21,7 +21,7 @@ from infomatch.utils.errors import write_error
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a temporary file beside ``path``, sync it to disk, then rename it over ``path``.
 
     The temporary file is always created new, so a link planted at its name is replaced, never written

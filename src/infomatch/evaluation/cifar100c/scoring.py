@@ -31,8 +31,8 @@ def corruption_scores(classifiers: list[nn.Module], names: list[str], source, im
                       ece_bins: int) -> dict[str, dict[str, dict[str, list[float]]]]:
     """{model: {corruption: {metric: [value per severity]}}}; each corrupted batch is made once and scored by
     every model."""
-    scores = {name: {corruption: {metric: [] for metric in METRICS} for corruption in source.names}
-              for name in names}
+    scores: dict[str, dict[str, dict[str, list[float]]]] = {
+        name: {corruption: {metric: [] for metric in METRICS} for corruption in source.names} for name in names}
     sets = [(corruption, severity) for corruption in source.names for severity in source.severities]
     for corruption, severity in progress(sets, desc=f"corruptions ({source.label})", unit="set"):
         metrics = [EvaluationMetrics(num_classes, ece_bins).to(images.device) for _ in classifiers]
