@@ -87,7 +87,7 @@ def clean_bars(series: dict[str, dict[str, dict]], panels: list[tuple[str, str, 
 
 
 def curves(levels: list[float], series: dict[str, dict], path: Path, title: str, ylabel: str,
-           percent: bool, palette: dict[str, tuple] | None = None) -> None:
+           percent: bool, palette: dict[str, str] | None = None) -> None:
     """One line per series ({"mean": [...], "std": [...] or None}), shaded ±1 std where given."""
     palette = palette or colors(list(series))
     scale = 100 if percent else 1

@@ -45,6 +45,9 @@ def reliability_figure(models: dict[str, dict[str, Any]], path: Path) -> bool:
     for column, (strategy, group) in enumerate(groups.items()):
         top, bottom = axes[0, column], axes[1, column]
         before, after = pooled_reliability(group), pooled_reliability(group, "reliability_calibrated")
+        if before is None:  # an evaluation that stored no reliability bins
+            top.set_title(f"{strategy}: no bins stored")
+            continue
         edges = before["edges"]
         centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
         filled = before["count"] > 0

@@ -25,7 +25,7 @@ RC_PARAMS = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "xtick
              "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
              "axes.spines.right": False, "savefig.dpi": 100, "figure.dpi": 100}
 
-plt.rcParams.update(RC_PARAMS)
+plt.style.use(RC_PARAMS)
 
 
 def strategy_of(name: str) -> str:

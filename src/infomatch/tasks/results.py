@@ -620,7 +620,7 @@ def reports(args: argparse.Namespace) -> list[Path]:
     out = next((Path(str(path)[4:]) for path in args.paths if str(path).startswith("out=")), args.out)
     if not args.all:
         return list(report(paths, out, args.baseline, "infomatch-results report " + " ".join(map(str, args.paths))))
-    written = []
+    written: list[Path] = []
     for study in sorted(path.parent for path in args.results.glob("*/evaluations")):
         baselines = block_baselines(args.pages, study.name) or args.baseline
         written += report([study], study / "report", baselines, "infomatch-results report --all")
