@@ -68,3 +68,15 @@ def test_the_version_is_one_and_every_entry_point_prints_it():
         printed = subprocess.run([sys.executable, *command, "--version"], cwd=ROOT, capture_output=True, text=True,
                                  check=True).stdout
         assert printed.strip() == f"infomatch {__version__}"
+
+
+def test_tests_mirror_the_package():
+    """A module's tests live in the folder of its subpackage (CONTRIBUTING.md, 'Where tests live'); only the tests of
+    the configs, the docs and the example stay at the top."""
+    tests = ROOT / "tests"
+    assert sorted(path.name for path in tests.glob("test_*.py")) == ["test_configs.py", "test_docs.py",
+                                                                       "test_example.py"]
+    packages = {path.parent.name for path in (ROOT / "src" / "infomatch").glob("*/__init__.py")}
+    folders = {path.name for path in tests.iterdir() if path.is_dir() and path.name not in ("fixtures", "__pycache__")}
+    assert folders <= packages, folders - packages
+    assert all(any(folder.glob("test_*.py")) for folder in map(tests.joinpath, folders))

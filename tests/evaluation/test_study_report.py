@@ -189,12 +189,17 @@ def test_a_sweep_s_report_opens_in_a_browser_with_every_figure_and_its_numbers(t
         view.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         view.on("pageerror", lambda error: errors.append(str(error)))
         view.goto(page.as_uri())
-        widths = view.eval_on_selector_all("img", "images => images.map(image => image.naturalWidth)")
+        widths = view.eval_on_selector_all("img", "images => images.map(image => [image.getAttribute('src'), "
+                                                  "image.naturalWidth])")
         first_table = view.eval_on_selector_all(
             "h2:has-text('Results') ~ table:nth-of-type(2) tbody tr",
             "rows => rows.map(row => [...row.cells].map(cell => cell.textContent))")
         chromium.close()
-    assert len(widths) >= 5 and all(width > 0 for width in widths), widths
+    # the figures this evaluation allows (no corruptions, no OOD sets), every one loaded
+    assert sorted(source for source, _ in widths) == [
+        "figures/degradation_grid.png", "figures/paired_differences_hard.png", "figures/reliability.png",
+        "figures/validation_top1.png"]
+    assert all(width > 0 for _, width in widths), widths
     assert errors == []
     metrics = json.loads((evaluation / "metrics.json").read_text())["models"]
     expected = {strategy: np.mean([m["clean"]["top1"] for m in metrics.values() if m["strategy"] == strategy]) * 100

@@ -293,12 +293,15 @@ def _decimals(number: str) -> int:
 @pytest.mark.parametrize("page", results.RESULT_PAGES, ids=str)
 def test_every_interval_quoted_in_a_pages_text_is_one_of_the_tables(page):
     """The reading beside a table quotes its differences by hand, rounded: each quoted 'd [low, high]' must be a
-    rebuilt table's interval at the quoted precision, so a table rebuilt with more seeds cannot leave its reading
-    behind."""
+    rebuilt table's interval (a results block's or a study page's) at the quoted precision, so a table rebuilt with
+    more seeds cannot leave its reading behind."""
     repo = Path(__file__).resolve().parents[2]
     texts = {other: (repo / other).read_text().replace("−", "-") for other in results.RESULT_PAGES}
     tabled = [tuple(map(float, found)) for text in texts.values() for block in BLOCK.findall(text)
               for found in INTERVAL.findall(block)]
+    # the study pages (report --all) hold the full tables, generated like the blocks
+    tabled += [tuple(map(float, found)) for report in sorted((repo / "docs" / "results").glob("*/report/report.md"))
+               for found in INTERVAL.findall(report.read_text().replace("−", "-"))]
     stale = []
     for quoted in INTERVAL.findall(BLOCK.sub("", texts[page])):
         places = _decimals(quoted[0])
