@@ -7,17 +7,25 @@ from pathlib import Path
 
 import matplotlib.ticker
 import numpy as np
+from PIL import Image
 
 from infomatch.evaluation.style import colors, plt
 
+MAX_PIXELS = 1200  # the longer side of a saved figure, at most
 
-def save_figure(fig, path: Path) -> None:
-    """Lay out, write and close ``fig`` (its folder made if needed)."""
+
+def save_figure(fig, path: Path, dpi: float | None = None) -> None:
+    """Lay out, write and close ``fig`` (its folder made if needed), at ``dpi`` or the style's."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if fig.get_layout_engine() is None:  # a figure made with layout="constrained" lays itself out
         fig.tight_layout()
-    fig.savefig(path)
+    # a wide study figure gets fewer dots per inch, so that no PNG grows past a page's width (and ~150 KB)
+    fig.savefig(path, dpi=min(dpi or plt.rcParams["savefig.dpi"], MAX_PIXELS / max(fig.get_size_inches())))
     plt.close(fig)
+    # 128 colours look the same in a plot and cut the file to about a third
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
 
 
 def reliability_diagram(name: str, reliability: dict, ece: float, path: Path) -> None:
@@ -181,9 +189,7 @@ def forest(rows: list[dict], path: Path, title: str, keys: tuple[str, ...] | Non
             axis.set_xlabel(f"difference ({unit})" if unit else "difference", fontsize=8)
         axes[group_index, 0].set_ylabel(group, fontsize=10, fontweight="bold")
     fig.suptitle(title, fontsize=11)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    save_figure(fig, path, dpi)
 
 
 def risk_coverage(curves: dict[str, dict[str, dict[str, list[float]]]], path: Path, title: str) -> None:

@@ -36,14 +36,24 @@ def pooled_reliability(group: list[dict[str, Any]], key: str = "reliability") ->
     return pooled
 
 
+PANELS_PER_ROW = 6  # strategies side by side before a figure wraps onto another row
+
+
 def reliability_figure(models: dict[str, dict[str, Any]], path: Path) -> bool:
     """Per strategy: accuracy per confidence bin over all seeds' test images (bars: before temperature scaling,
     orange steps: after, where stored) above the images per bin (log scale, so a nearly empty bin shows as such)."""
     groups = by_strategy(models)
-    fig, axes = plt.subplots(2, len(groups), figsize=(2.3 * len(groups) + 0.6, 4.4), squeeze=False, sharex=True,
-                             gridspec_kw={"height_ratios": [3, 1.3]})
-    for column, (strategy, group) in enumerate(groups.items()):
-        top, bottom = axes[0, column], axes[1, column]
+    columns = min(len(groups), PANELS_PER_ROW)
+    rows = -(-len(groups) // columns)
+    fig, axes = plt.subplots(2 * rows, columns, figsize=(2.0 * columns + 0.6, 3.6 * rows), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1.3] * rows})
+    for index in range(len(groups), rows * columns):  # the last row's empty places
+        row, column = divmod(index, columns)
+        axes[2 * row, column].set_visible(False)
+        axes[2 * row + 1, column].set_visible(False)
+    for index, (strategy, group) in enumerate(groups.items()):
+        row, column = divmod(index, columns)
+        top, bottom = axes[2 * row, column], axes[2 * row + 1, column]
         before, after = pooled_reliability(group), pooled_reliability(group, "reliability_calibrated")
         if before is None:  # an evaluation that stored no reliability bins
             top.set_title(f"{strategy}: no bins stored")
@@ -60,12 +70,13 @@ def reliability_figure(models: dict[str, dict[str, Any]], path: Path) -> bool:
             top.stairs(shown, edges, color="#E69F00", linewidth=1.6, label="after TS")
             bottom.stairs(after["count"], edges, color="#E69F00", linewidth=1.4)
         top.set(xlim=(0, 1), ylim=(0, 1), title=f"{strategy} (n={len(group)})")
-        bottom.set_yscale("log")
+        top.set_xticklabels([])
+        bottom.set(xlim=(0, 1), yscale="log", xlabel="Confidence (max softmax)")
         bottom.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        bottom.set_xlabel("Confidence (max softmax)")
         if column == 0:
             top.set_ylabel("Accuracy in bin")
             bottom.set_ylabel("Images")
+        if index == 0:
             top.legend(loc="upper left")
     fig.suptitle("Reliability over all seeds' test images (dashed: perfect calibration)")
     save_figure(fig, path)
