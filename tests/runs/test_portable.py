@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from infomatch.runs.portable import TEXT_SUFFIXES, clean_study, portable_text
+from infomatch.runs.portable import TEXT_SUFFIXES, clean_study, portable_text, shown_path
 from infomatch.tasks import results
 from infomatch.utils.errors import OutputError
 
@@ -110,3 +110,10 @@ def test_committed_results_name_no_machine_folder_and_no_session():
     offenders = [path.relative_to(ROOT).as_posix() for path in files if portable_text(path.read_text()) !=
                  path.read_text() or "_session" in path.read_text() or "_session" in path.as_posix()]
     assert offenders == []
+
+
+def test_paths_inside_the_working_directory_are_shown_relative_to_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert shown_path(tmp_path / "outputs" / "runs" / "a" / "best.ckpt") == "outputs/runs/a/best.ckpt"
+    assert shown_path(Path("outputs/runs/a/best.ckpt")) == "outputs/runs/a/best.ckpt"
+    assert shown_path(Path("/elsewhere/a/best.ckpt")) == "/elsewhere/a/best.ckpt"  # outside: as given

@@ -31,6 +31,13 @@ def portable_text(text: str) -> str:
     return ABSOLUTE_PATH.sub(lambda match: _project_part(match.group(0)), text)
 
 
+def shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies inside it (as users pass it, and as a study's files
+    keep it), else as given; ``collect`` cuts what remains absolute."""
+    absolute = path.absolute()
+    return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(path)
+
+
 def descriptive_name(run_name: str) -> str:
     """A run folder's name without a suffix saying when it ran."""
     return SESSION_SUFFIX.sub("", run_name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -28,6 +27,7 @@ from infomatch.metrics.ood import ood_detection
 from infomatch.metrics.per_sample import true_class_probability
 from infomatch.metrics.scores import SCORES, confidence_scores
 from infomatch.metrics.temperature import at_bound, fit_temperature
+from infomatch.runs.portable import shown_path
 from infomatch.runs.trusted import build
 from infomatch.runs.validation import build_group, validate_evaluate_config
 from infomatch.utils.console import progress
@@ -142,8 +142,7 @@ def clean_phase(run: Evaluation, ece_bins: int, selective: dict[str, float],
         temperature = fit_temperature(val_logits, val_labels)
         calibrated = clean_metrics(logits / temperature, run.labels, ece_bins)
         models[model.name] = {
-            # relative to where evaluate.py ran, as users pass it: the results name no machine's folders
-            "checkpoint": os.path.relpath(model.path), "strategy": model.strategy, "seed": model.seed,
+            "checkpoint": shown_path(model.path), "strategy": model.strategy, "seed": model.seed,
             "weights_finite": model.weights_finite,
             "clean": clean_metrics(logits, run.labels, ece_bins),
             "reliability": reliability_bins(logits, run.labels, ece_bins),
@@ -282,5 +281,5 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         log.info("%s: %s", name, ", ".join(f"{key} {value:.4f}" for key, value in model["clean"].items()))
     log.info("results in %s (summary.md, metrics.json, metrics.csv%s)", output_dir, ", plots/" if cfg.plots else "")
     log.info("next, the page of these results (tables, intervals, figures): infomatch-results report %s",
-             os.path.relpath(output_dir))
+             shown_path(output_dir))
     return results
