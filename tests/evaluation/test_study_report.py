@@ -94,7 +94,7 @@ def test_reliability_pools_counts_and_weights_accuracy_by_them():
 
 def test_corruption_differences_average_over_the_seeds_both_strategies_have(tmp_path):
     study = write_study(tmp_path / "study")
-    sets, values, pairs = corruption_differences(study, results.load_study(study), "hard")["im"]
+    sets, values, pairs = corruption_differences(results.load_study(study), "hard")["im"]
     assert sets == ["fog", "snow"] and pairs == 2  # im seed 2 has no hard partner
     # fog, severity 1: ((0.34 - 0.30) + (0.36 - 0.28)) / 2 = 0.06; severity 2: ((0.30 - 0.20) + (0.25 - 0.22)) / 2
     np.testing.assert_allclose(values, [[6.0, 6.5], [3.0, 3.25]])

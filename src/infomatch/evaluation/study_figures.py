@@ -4,7 +4,6 @@ score histograms. ``models`` is ``load_study``'s merge of the study's evaluation
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -105,38 +104,28 @@ def degradation_figure(models: dict[str, dict[str, Any]], levels: list[float], p
     return True
 
 
-def corruption_top1(study: Path) -> dict[str, dict[str, list[float]]]:
-    """{model: {corrupted set: top-1 per severity}} merged over the study's evaluations like ``load_study``."""
-    found: dict[str, dict[str, list[float]]] = {}
-    for file in sorted((study / "evaluations").glob("*/metrics.json")):
-        part = json.loads(file.read_text()).get("corruptions")
-        for name, scores in (part or {}).get("models", {}).items():
-            found[name] = {kind: values["top1"] for kind, values in scores["sets"].items()}
-    return found
-
-
-def corruption_differences(study: Path, models: dict[str, dict[str, Any]],
+def corruption_differences(models: dict[str, dict[str, Any]],
                            baseline: str) -> dict[str, tuple[list[str], np.ndarray, int]]:
     """{strategy: (corrupted sets, (sets, severities) top-1 points minus the baseline's on the same seed, averaged
     over the paired seeds, number of pairs)} for each strategy with a seed the baseline also has."""
-    scores = corruption_top1(study)
-    seeds = {(model["strategy"], model["seed"]): name for name, model in models.items() if name in scores}
+    seeds = {(model["strategy"], model["seed"]): model["corruptions"]["sets"] for model in models.values()
+             if "sets" in model.get("corruptions", {})}
     panels = {}
     for strategy in by_strategy(models):
-        pairs = [(seeds[(strategy, seed)], seeds[(baseline, seed)]) for (kind, seed) in seeds
+        pairs = [(ours, seeds[(baseline, seed)]) for (kind, seed), ours in seeds.items()
                  if kind == strategy and strategy != baseline and (baseline, seed) in seeds]
         if pairs:
-            sets = list(scores[pairs[0][0]])
-            differences = [[np.subtract(scores[ours][kind], scores[theirs][kind]) * 100 for kind in sets]
+            sets = list(pairs[0][0])
+            differences = [[np.subtract(ours[name]["top1"], theirs[name]["top1"]) * 100 for name in sets]
                            for ours, theirs in pairs]
             panels[strategy] = (sets, np.mean(differences, axis=0), len(pairs))
     return panels
 
 
-def corruption_figure(study: Path, models: dict[str, dict[str, Any]], baseline: str, path: Path) -> bool:
+def corruption_figure(models: dict[str, dict[str, Any]], baseline: str, path: Path) -> bool:
     """``corruption_differences`` as a heatmap per strategy: corrupted sets (rows) by severity (columns), diverging
     colours centred on 0. False when nothing can be paired."""
-    panels = corruption_differences(study, models, baseline)
+    panels = corruption_differences(models, baseline)
     if not panels:
         return False
     limit = max(float(np.abs(values).max()) for _, values, _ in panels.values()) or 1.0

@@ -18,6 +18,7 @@ import yaml
 from infomatch.evaluation import study_figures
 from infomatch.evaluation.tables import markdown_table
 from infomatch.utils.errors import UserError
+from infomatch.utils.overrides import flatten_config
 
 # settings that differ between runs without making them different experiments, and the label strategy's own
 # (the strategy column names it)
@@ -28,42 +29,33 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto
          "th,td{border:1px solid #ccc;padding:.2em .5em;text-align:right}"
          "th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}img{max-width:100%}"
          "figure{margin:1.2em 0}code{background:#f4f4f4;padding:0 .2em}")
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")  # [text](target), not an image
 
 
 def what_was_run(study: Path, models: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown: per strategy its seeds, the settings that set its runs apart from the others', where they ran."""
-    from infomatch.tasks.results import _run_folder_name
+    from infomatch.tasks.results import _run_folder_name, machine_label
 
-    groups = study_figures.by_strategy(models)
+    names_by_strategy: dict[str, list[str]] = {}
     configs, machines = {}, {}
     for name, model in models.items():
+        names_by_strategy.setdefault(model["strategy"], []).append(name)
         folder = study / "runs" / _run_folder_name(model)
         if (folder / "config.yaml").is_file():
-            configs[name] = _flatten(yaml.safe_load((folder / "config.yaml").read_text()) or {})
+            configs[name] = flatten_config(yaml.safe_load((folder / "config.yaml").read_text()) or {})
         if (folder / "metrics.json").is_file():
             machines[name] = json.loads((folder / "metrics.json").read_text())
     keys = sorted({key for config in configs.values() for key in config if not NOT_RECIPE.match(key)})
     differing = [key for key in keys if len({json.dumps(config.get(key), sort_keys=True)
                                              for config in configs.values()}) > 1]
     rows = []
-    for strategy, group in groups.items():
-        names = [name for name, model in models.items() if model["strategy"] == strategy]
-        seeds = ", ".join(str(model["seed"]) for model in group)
+    for strategy, names in names_by_strategy.items():
+        seeds = ", ".join(str(models[name]["seed"]) for name in names)
         settings = "; ".join(
             f"{key}={'/'.join(sorted({str(configs[name].get(key)) for name in names if name in configs}))}"
             for key in differing if any(name in configs for name in names))
-        where = sorted({f"{run['machine'].get('gpu') or run['machine']['cpu']}, {run['machine']['precision']}"
-                        for name in names if (run := machines.get(name)) and "machine" in run})
+        where = sorted({machine_label(run["machine"]) for name in names
+                        if (run := machines.get(name)) and "machine" in run})
         fit = [machines[name]["fit_seconds"] / 60 for name in names if "fit_seconds" in machines.get(name, {})]
         rows.append([strategy, seeds, settings or "(shared)", "; ".join(where) or "not recorded",
                      f"{sum(fit) / len(fit):.1f}" if fit else ""])
@@ -104,7 +96,7 @@ def figure_blocks(study: Path, models: dict[str, dict[str, Any]], baselines: lis
     study_figures.degradation_figure(models, levels, folder / "degradation_grid.png")
     drawn.append(("Robustness", "degradation_grid.png",
                   "Top-1 on the test set degraded at each level of each training degradation type."))
-    if study_figures.corruption_figure(study, models, baselines[0], folder / "corruptions.png"):
+    if study_figures.corruption_figure(models, baselines[0], folder / "corruptions.png"):
         drawn.append(("Robustness", "corruptions.png",
                       f"Top-1 on each corrupted test set and severity minus {baselines[0]}'s on the same seed; "
                       "purple: better than the baseline, orange: worse."))
@@ -158,7 +150,7 @@ def _links_from(out: Path, markdown: str) -> str:
             return f"[{text}]({os.path.relpath(docs / target, out.resolve())})"
         return text
 
-    return re.sub(r"(?<!!)\[([^\]]+)\]\(([^)]+)\)", relink, markdown)
+    return LINK.sub(relink, markdown)
 
 
 def _without_rebuilt_line(markdown: str) -> str:
@@ -169,7 +161,7 @@ def _without_rebuilt_line(markdown: str) -> str:
 def _inline(text: str) -> str:
     text = html.escape(text, quote=False)
     text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    text = re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', text)
+    text = LINK.sub(r'<a href="\2">\1</a>', text)
     text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
     text = re.sub(r"(?<![\w*])\*([^*]+)\*(?![\w*])", r"<em>\1</em>", text)
     return re.sub(r"&lt;(/?)sub&gt;", r"<\1sub>", text)

@@ -22,6 +22,7 @@ from infomatch.runs.trusted import check_checkpoint_files, trusted_run_config
 from infomatch.training.module import COMPILE_MODES
 from infomatch.utils.checks import SettingError, check_choice, check_integer, check_number, require
 from infomatch.utils.errors import ConfigError, UnsafeCheckpointError, UserError
+from infomatch.utils.overrides import flatten_config
 
 # settings that may differ between an interrupted run and its resumption: where files go and what is logged
 NOT_COMPARED_ON_RESUME = ("resume", "run_name", "paths", "logger", "callbacks", "test", "trainer.default_root_dir",
@@ -212,15 +213,6 @@ def check_distributed(cfg: DictConfig, world_size: int, multirun: bool) -> None:
     _raise_if(problems)
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(node, dict):
-        return {prefix: node}
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
-
-
 def _compared(flat: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in flat.items()
             if not any(key == skip or key.startswith(f"{skip}.") for skip in NOT_COMPARED_ON_RESUME)}
@@ -277,8 +269,8 @@ def check_resume(cfg: DictConfig, checkpoint_dir: Path) -> Path | None:
         raise ConfigError(f"resume={resume}: not a training checkpoint written by train.py (no training state or "
                           "run config in it); it cannot be resumed.")
     check_checkpoint_files(checkpoint, f"resume={resume}")
-    before = _compared(_with_added_settings(_flatten(trusted_run_config(stored, f"resume={resume}"))))
-    now = _compared(_flatten(OmegaConf.to_container(cfg, resolve=True)))
+    before = _compared(_with_added_settings(flatten_config(trusted_run_config(stored, f"resume={resume}"))))
+    now = _compared(flatten_config(OmegaConf.to_container(cfg, resolve=True)))
     differences = [f"{key}: {before.get(key, '(absent)')} in the checkpoint, {now.get(key, '(absent)')} now"
                    for key in sorted(before.keys() | now.keys()) if before.get(key) != now.get(key)]
     if differences:

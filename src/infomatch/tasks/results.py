@@ -172,7 +172,9 @@ def load_study(study: Path) -> dict[str, dict[str, Any]]:
                 raise UserError(f"{file} scored other corruptions than {first_corruptions_file} "
                                 f"({corruption_settings} vs {first_corruptions}); score every model the same way")
             for name, scores in part["models"].items():
-                evaluated[name]["corruptions"] = {**scores["summary"], "label": part["label"]}
+                # the summary the tables compare, and each corrupted set's scores per severity for the figures
+                evaluated[name]["corruptions"] = {**scores["summary"], "label": part["label"],
+                                                  **({"sets": scores["sets"]} if "sets" in scores else {})}
         models.update(evaluated)
     check_pooled_runs(study, models)
     return models
@@ -337,6 +339,11 @@ def _core_hours(seconds: float, threads: int) -> float:
     return seconds * threads / 3600
 
 
+def machine_label(machine: dict[str, Any]) -> str:
+    """Where a run trained, as its metrics.json records it: ``AMD EPYC, bf16-mixed`` (the GPU's name on a GPU)."""
+    return f"{machine.get('gpu') or machine['cpu']}, {machine['precision']}"
+
+
 def cost_text(study: Path, models: dict[str, dict[str, Any]] | None = None) -> str | None:
     """The study's compute from its files: training core-hours (fit seconds x torch threads) per CPU and precision,
     and the evaluations' that recorded their cost; None when no run is in the study.
@@ -355,15 +362,13 @@ def cost_text(study: Path, models: dict[str, dict[str, Any]] | None = None) -> s
     runs = [run for run in runs if "fit_seconds" in run and "machine" in run]
     if not runs:
         return None
-    groups: dict[tuple[str, str], list[float]] = {}
+    groups: dict[str, list[float]] = {}
     for run in runs:
-        machine = run["machine"]
-        where = machine.get("gpu") or machine["cpu"]
-        groups.setdefault((where, machine["precision"]), []).append(
-            _core_hours(run["fit_seconds"], machine["torch_threads"]))
+        groups.setdefault(machine_label(run["machine"]), []).append(
+            _core_hours(run["fit_seconds"], run["machine"]["torch_threads"]))
     total = sum(sum(hours) for hours in groups.values())
-    parts = "; ".join(f"{where}, {precision}: {len(hours)} run{'s' * (len(hours) > 1)}, {sum(hours):.1f} h"
-                      for (where, precision), hours in groups.items())
+    parts = "; ".join(f"{where}: {len(hours)} run{'s' * (len(hours) > 1)}, {sum(hours):.1f} h"
+                      for where, hours in groups.items())
     text = f"Cost: {len(runs)} training run{'s' * (len(runs) > 1)}, {total:.1f} core-hours of fit ({parts})"
     costs = [evaluation["cost"] for evaluation in evaluations if "cost" in evaluation]
     if costs:
@@ -604,11 +609,11 @@ def block_baselines(pages: list[Path], study: str) -> list[str] | None:
     """The baselines of ``study``'s report: its ``REPORT_MARK`` in ``pages``, else the ``vs=`` of its first results
     block; None when neither names them."""
     texts = [page.read_text() for page in pages if page.is_file()]
-    for pattern, group in ((REPORT_MARK, 2), (BLOCK_START, 2)):
+    for pattern in (REPORT_MARK, BLOCK_START):  # both: group 1 the study, group 2 its baselines
         for text in texts:
             for match in pattern.finditer(text):
-                if match.group(1) == study and match.group(group):
-                    return match.group(group).split(",")
+                if match.group(1) == study and match.group(2):
+                    return match.group(2).split(",")
     return None
 
 
